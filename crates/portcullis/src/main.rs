@@ -1,0 +1,39 @@
+//! `portcullis`: the command-line edge of the Portcullis libraries.
+//!
+//! This binary only parses arguments, loads files and wires libraries
+//! together; every rule lives in a library crate.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Portcullis: mTLS edge gateway, private PKI (CFSSL-compatible) and control plane.
+#[derive(Debug, Parser)]
+#[command(name = "portcullis", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Private CA: initialise, issue, sign, serve the CFSSL-compatible API, revoke, CRL.
+    #[command(subcommand)]
+    Ca(cmd::ca::CaCommand),
+    /// Inspect certificates and CSRs.
+    #[command(subcommand)]
+    Cert(cmd::cert::CertCommand),
+    /// Verify a client-certificate chain with the gateway's own verifier.
+    Verify(cmd::verify::VerifyArgs),
+}
+
+fn main() -> ExitCode {
+    cmd::init_tracing();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Ca(c) => cmd::exit(cmd::ca::run(c)),
+        Command::Cert(c) => cmd::exit(cmd::cert::run(c)),
+        Command::Verify(a) => cmd::verify::run(a),
+    }
+}
