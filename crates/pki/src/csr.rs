@@ -1,0 +1,183 @@
+//! PKCS#10 certificate requests: parse, verify the self-signature, and turn
+//! the parts we use into rcgen values.
+
+use crate::{PkiError, Result};
+use rcgen::{DistinguishedName, DnType, DnValue, SanType};
+use x509_parser::der_parser::asn1_rs::Tag;
+use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::prelude::FromDer;
+use x509_parser::x509::X509Name;
+
+/// A verified certificate request.
+#[derive(Debug)]
+pub struct ParsedCsr {
+    /// DER of the whole request.
+    pub der: Vec<u8>,
+    /// Subject as rcgen will encode it.
+    pub subject: DistinguishedName,
+    /// Subject as text (RFC 4514 style), for logs and the issuance record.
+    pub subject_text: String,
+    /// The requester's public key.
+    pub public_key: rcgen::SubjectPublicKeyInfo,
+    /// SANs requested in the extensionRequest attribute.
+    pub sans: Vec<SanType>,
+    /// True when the request carries basicConstraints cA=TRUE.
+    pub requests_ca: bool,
+    /// pathLenConstraint of the requested basicConstraints.
+    pub requested_path_len: Option<u8>,
+}
+
+/// Largest CSR we look at; anything bigger is refused before parsing.
+pub const MAX_CSR_BYTES: usize = 64 * 1024;
+
+/// Parses a CSR given as PEM (`CERTIFICATE REQUEST` / `NEW CERTIFICATE REQUEST`)
+/// or DER, and verifies its signature.
+pub fn parse_csr(input: &[u8]) -> Result<ParsedCsr> {
+    if input.len() > MAX_CSR_BYTES {
+        return Err(PkiError::BadCsr(format!(
+            "request is {} bytes; the limit is {MAX_CSR_BYTES}",
+            input.len()
+        )));
+    }
+    let trimmed = input.trim_ascii_start();
+    let der = if trimmed.starts_with(b"-----") {
+        let block = pem::parse(trimmed).map_err(|e| PkiError::BadCsr(format!("bad PEM: {e}")))?;
+        match block.tag() {
+            "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" => block.into_contents(),
+            other => {
+                return Err(PkiError::BadCsr(format!(
+                    "PEM block is {other:?}, not a CERTIFICATE REQUEST"
+                )))
+            }
+        }
+    } else {
+        input.to_vec()
+    };
+    let (rest, csr) = x509_parser::certification_request::X509CertificationRequest::from_der(&der)
+        .map_err(|e| PkiError::BadCsr(format!("not a PKCS#10 request: {e}")))?;
+    if !rest.is_empty() {
+        return Err(PkiError::BadCsr("trailing data after the request".into()));
+    }
+    csr.verify_signature().map_err(|_| PkiError::CsrSignature)?;
+    let info = &csr.certification_request_info;
+    let subject = to_rcgen_name(&info.subject)?;
+    let subject_text = info.subject.to_string();
+    let public_key = rcgen::SubjectPublicKeyInfo::from_der(info.subject_pki.raw)
+        .map_err(|e| PkiError::BadCsr(format!("unsupported public key: {e}")))?;
+    let mut sans = Vec::new();
+    let mut requests_ca = false;
+    let mut requested_path_len = None;
+    if let Some(exts) = csr.requested_extensions() {
+        for ext in exts {
+            match ext {
+                ParsedExtension::SubjectAlternativeName(san) => {
+                    for n in &san.general_names {
+                        sans.push(general_name_to_san(n)?);
+                    }
+                }
+                ParsedExtension::BasicConstraints(bc) => {
+                    requests_ca = bc.ca;
+                    requested_path_len = bc
+                        .path_len_constraint
+                        .map(|p| u8::try_from(p).unwrap_or(u8::MAX));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(ParsedCsr {
+        der,
+        subject,
+        subject_text,
+        public_key,
+        sans,
+        requests_ca,
+        requested_path_len,
+    })
+}
+
+fn general_name_to_san(n: &GeneralName<'_>) -> Result<SanType> {
+    let bad = |what: &str| PkiError::BadCsr(format!("invalid {what} in subjectAltName"));
+    Ok(match n {
+        GeneralName::DNSName(s) => SanType::DnsName((*s).try_into().map_err(|_| bad("DNS name"))?),
+        GeneralName::RFC822Name(s) => {
+            SanType::Rfc822Name((*s).try_into().map_err(|_| bad("email"))?)
+        }
+        GeneralName::URI(s) => SanType::URI((*s).try_into().map_err(|_| bad("URI"))?),
+        GeneralName::IPAddress(b) => match b.len() {
+            4 => {
+                let a: [u8; 4] = (*b).try_into().map_err(|_| bad("IP address"))?;
+                SanType::IpAddress(a.into())
+            }
+            16 => {
+                let a: [u8; 16] = (*b).try_into().map_err(|_| bad("IP address"))?;
+                SanType::IpAddress(a.into())
+            }
+            _ => return Err(bad("IP address")),
+        },
+        _ => {
+            return Err(PkiError::BadCsr(
+                "unsupported subjectAltName type (only DNS, IP, email, URI)".into(),
+            ))
+        }
+    })
+}
+
+/// Converts a parsed X.509 name into rcgen's form. Multi-valued RDNs and
+/// repeated attribute types cannot be represented by rcgen and are refused
+/// rather than silently changed.
+pub fn to_rcgen_name(name: &X509Name<'_>) -> Result<DistinguishedName> {
+    let mut dn = DistinguishedName::new();
+    let bad = |m: &str| PkiError::BadRequest(format!("subject: {m}"));
+    for rdn in name.iter() {
+        let attrs: Vec<_> = rdn.iter().collect();
+        let [attr] = attrs.as_slice() else {
+            return Err(bad("empty or multi-valued RDNs are not supported"));
+        };
+        let oid: Vec<u64> = attr
+            .attr_type()
+            .iter()
+            .ok_or_else(|| bad("attribute OID too large"))?
+            .collect();
+        let ty = DnType::from_oid(&oid);
+        if dn.get(&ty).is_some() {
+            return Err(bad("repeated attribute types are not supported"));
+        }
+        let v = attr.attr_value();
+        let text = || std::str::from_utf8(v.data).map_err(|_| bad("attribute is not valid text"));
+        let value = match v.header.tag() {
+            Tag::PrintableString => DnValue::PrintableString(
+                text()?
+                    .try_into()
+                    .map_err(|_| bad("invalid PrintableString"))?,
+            ),
+            Tag::Utf8String => DnValue::Utf8String(text()?.to_string()),
+            Tag::Ia5String => {
+                DnValue::Ia5String(text()?.try_into().map_err(|_| bad("invalid IA5String"))?)
+            }
+            Tag::T61String => DnValue::TeletexString(
+                text()?
+                    .try_into()
+                    .map_err(|_| bad("invalid TeletexString"))?,
+            ),
+            Tag::BmpString => DnValue::BmpString(
+                rcgen::string::BmpString::from_utf16be(v.data.to_vec())
+                    .map_err(|_| bad("invalid BMPString"))?,
+            ),
+            _ => return Err(bad("unsupported attribute string type")),
+        };
+        dn.push(ty, value);
+    }
+    Ok(dn)
+}
+
+/// Text form of a SAN for records and `info`.
+pub fn san_to_string(s: &SanType) -> String {
+    match s {
+        SanType::DnsName(n) => n.as_str().to_string(),
+        SanType::Rfc822Name(n) => n.as_str().to_string(),
+        SanType::URI(n) => n.as_str().to_string(),
+        SanType::IpAddress(ip) => ip.to_string(),
+        other => format!("{other:?}"),
+    }
+}
