@@ -23,6 +23,7 @@ pub mod csr;
 pub mod csr_spec;
 pub mod duration;
 mod error;
+pub mod info;
 pub mod issue;
 pub mod key;
 pub mod log;

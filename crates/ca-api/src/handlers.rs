@@ -1,0 +1,364 @@
+//! The `/api/v1/cfssl/*` handlers.
+
+use crate::envelope::{codes, ok, ApiError};
+use crate::MAX_BODY;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use base64::Engine;
+use pki::config::SigningPolicy;
+use pki::csr_spec::CsrSpec;
+use pki::issue::{CertificateAuthority, SignRequest};
+use pki::key::PrivateKey;
+use pki::log::{CertLog, CertRecord};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+use time::OffsetDateTime;
+
+/// Everything the API serves from.
+pub struct CaState {
+    /// The CA.
+    pub ca: CertificateAuthority<PrivateKey>,
+    /// The signing policy.
+    pub policy: SigningPolicy,
+    /// The issuance log.
+    pub log: CertLog,
+    /// Label recorded with each certificate.
+    pub label: String,
+}
+
+impl std::fmt::Debug for CaState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaState")
+            .field("ca", &self.ca)
+            .finish_non_exhaustive()
+    }
+}
+
+type S = State<Arc<CaState>>;
+
+/// The router with every endpoint and the body limit.
+pub fn router(state: Arc<CaState>) -> Router {
+    Router::new()
+        .route("/api/v1/cfssl/sign", post(sign))
+        .route("/api/v1/cfssl/authsign", post(authsign))
+        .route("/api/v1/cfssl/info", post(info))
+        .route("/api/v1/cfssl/newkey", post(newkey))
+        .route("/api/v1/cfssl/newcert", post(newcert))
+        .route("/api/v1/cfssl/init_ca", post(init_ca))
+        .route("/api/v1/cfssl/certinfo", post(certinfo))
+        .route("/api/v1/cfssl/revoke", post(revoke))
+        .route("/api/v1/cfssl/health", get(health))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError {
+        status: axum::http::StatusCode::NOT_FOUND,
+        code: codes::API_CLIENT + 4,
+        message: "no such endpoint".into(),
+    }
+}
+
+fn body(b: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    b.map_err(|r| ApiError {
+        status: r.status(),
+        code: codes::API_CLIENT + 3,
+        message: if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            format!("request body is larger than {MAX_BODY} bytes")
+        } else {
+            r.body_text()
+        },
+    })
+}
+
+fn parse<T: DeserializeOwned>(b: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(b)
+        .map_err(|e| ApiError::bad_request(codes::API_CLIENT + 2, format!("invalid JSON: {e}")))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)?
+}
+
+/// CFSSL's sign request body (unknown keys ignored).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct JsonSignRequest {
+    #[serde(default)]
+    hostname: String,
+    #[serde(default)]
+    hosts: Option<Vec<String>>,
+    #[serde(default)]
+    certificate_request: String,
+    #[serde(default)]
+    subject: Option<CsrSpec>,
+    #[serde(default)]
+    profile: String,
+}
+
+impl JsonSignRequest {
+    fn into_sign_request(self) -> Result<SignRequest, ApiError> {
+        if self.certificate_request.trim().is_empty() {
+            return Err(ApiError::bad_request(
+                codes::CSR + 3,
+                "missing parameter 'certificate_request'",
+            ));
+        }
+        let hosts = if !self.hostname.is_empty() {
+            Some(
+                self.hostname
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+            )
+        } else {
+            self.hosts
+        };
+        Ok(SignRequest {
+            csr: self.certificate_request.into_bytes(),
+            hosts,
+            profile: self.profile,
+            subject: self.subject,
+        })
+    }
+}
+
+/// Signs and records; the response is built only after the record is durable.
+fn sign_and_record(st: &CaState, req: SignRequest) -> Result<String, ApiError> {
+    let issued = st.ca.sign(&st.policy, &req, OffsetDateTime::now_utc())?;
+    st.log.record(CertRecord::from_issued(&issued, &st.label))?;
+    tracing::info!(serial = %issued.serial.to_hex(), profile = %issued.profile, subject = %issued.subject, "issued");
+    Ok(issued.pem)
+}
+
+async fn sign(State(st): S, b: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    let b = body(b)?;
+    let req: JsonSignRequest = parse(&b)?;
+    let profile = st.policy.profile(&req.profile).map_err(ApiError::from)?;
+    if profile.auth_key.is_some() {
+        return Err(ApiError::bad_request(
+            codes::API_CLIENT + 1,
+            "authentication required: this profile only signs through authsign",
+        ));
+    }
+    let req = req.into_sign_request()?;
+    let pem = blocking(move || sign_and_record(&st, req)).await?;
+    Ok(ok(json!({ "certificate": pem })))
+}
+
+#[derive(Deserialize)]
+struct AuthenticatedRequest {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    request: String,
+}
+
+async fn authsign(State(st): S, b: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    let b = body(b)?;
+    let areq: AuthenticatedRequest = parse(&b)?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let bad_auth = || ApiError::bad_request(codes::API_CLIENT + 1, "invalid token");
+    let request = b64
+        .decode(areq.request.as_bytes())
+        .map_err(|_| ApiError::bad_request(codes::API_CLIENT + 2, "request is not valid base64"))?;
+    let token = b64.decode(areq.token.as_bytes()).map_err(|_| bad_auth())?;
+    let req: JsonSignRequest = parse(&request).map_err(|_| {
+        ApiError::bad_request(
+            codes::API_CLIENT + 2,
+            "unable to parse authenticated sign request",
+        )
+    })?;
+    let profile = st.policy.profile(&req.profile).map_err(ApiError::from)?;
+    let Some(key) = &profile.auth_key else {
+        return Err(ApiError::bad_request(
+            codes::API_CLIENT + 1,
+            "no authentication provider for this profile",
+        ));
+    };
+    // Constant-time HMAC check over the exact request bytes.
+    if !key.verify(&request, &token) {
+        tracing::warn!(profile = %req.profile, "authsign with invalid token");
+        return Err(bad_auth());
+    }
+    let req = req.into_sign_request()?;
+    let pem = blocking(move || sign_and_record(&st, req)).await?;
+    Ok(ok(json!({ "certificate": pem })))
+}
+
+#[derive(Deserialize, Default)]
+struct InfoRequest {
+    #[serde(default)]
+    profile: String,
+}
+
+async fn info(State(st): S, b: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    let b = body(b)?;
+    let req: InfoRequest = if b.iter().all(u8::is_ascii_whitespace) {
+        InfoRequest::default()
+    } else {
+        parse(&b)?
+    };
+    let p = st.policy.profile(&req.profile).map_err(ApiError::from)?;
+    Ok(ok(json!({
+        "certificate": st.ca.cert_pem(),
+        "usages": p.usage_names,
+        "expiry": format!("{}h", p.expiry.as_secs() / 3600),
+    })))
+}
+
+fn sums(der: &[u8]) -> serde_json::Value {
+    let d = |alg| hex::encode(aws_lc_rs::digest::digest(alg, der)).to_uppercase();
+    json!({
+        "md5": "",
+        "sha-1": d(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY),
+        "sha-256": d(&aws_lc_rs::digest::SHA256),
+    })
+}
+
+fn csr_der(pem_text: &str) -> Vec<u8> {
+    pem::parse(pem_text)
+        .map(|p| p.into_contents())
+        .unwrap_or_default()
+}
+
+async fn newkey(b: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    let b = body(b)?;
+    let spec = CsrSpec::from_json(&b)?;
+    let (key, csr) = blocking(move || spec.generate().map_err(ApiError::from)).await?;
+    Ok(ok(json!({
+        "private_key": key.to_pem().as_str(),
+        "certificate_request": csr,
+        "sums": { "certificate_request": sums(&csr_der(&csr)) },
+    })))
+}
+
+#[derive(Deserialize)]
+struct NewCertRequest {
+    request: serde_json::Value,
+    #[serde(default)]
+    profile: String,
+}
+
+async fn newcert(State(st): S, b: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    let b = body(b)?;
+    let req: NewCertRequest = parse(&b)?;
+    let p = st.policy.profile(&req.profile).map_err(ApiError::from)?;
+    if p.auth_key.is_some() {
+        return Err(ApiError::bad_request(
+            codes::API_CLIENT + 1,
+            "authentication required: this profile only signs through authsign",
+        ));
+    }
+    let spec_bytes = serde_json::to_vec(&req.request).map_err(ApiError::internal)?;
+    let spec = CsrSpec::from_json(&spec_bytes)?;
+    let profile = req.profile;
+    let out = blocking(move || {
+        let (key, csr) = spec.generate()?;
+        let pem = sign_and_record(
+            &st,
+            SignRequest {
+                csr: csr.clone().into_bytes(),
+                hosts: None,
+                profile,
+                subject: None,
+            },
+        )?;
+        Ok((key, csr, pem))
+    })
+    .await?;
+    let (key, csr, cert) = out;
+    Ok(ok(json!({
+        "private_key": key.to_pem().as_str(),
+        "certificate_request": csr,
+        "certificate": cert,
+        "sums": {
+            "certificate_request": sums(&csr_der(&csr)),
+            "certificate": sums(&csr_der(&cert)),
+        },
+    })))
+}
+
+async fn init_ca(b: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    let b = body(b)?;
+    let spec = CsrSpec::from_json(&b)?;
+    let root = blocking(move || {
+        pki::issue::init_root(&spec, OffsetDateTime::now_utc()).map_err(ApiError::from)
+    })
+    .await?;
+    Ok(ok(json!({
+        "private_key": root.key.to_pem().as_str(),
+        "certificate": root.cert_pem,
+    })))
+}
+
+#[derive(Deserialize)]
+struct CertInfoRequest {
+    #[serde(default)]
+    certificate: String,
+}
+
+async fn certinfo(b: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    let b = body(b)?;
+    let req: CertInfoRequest = parse(&b)?;
+    if req.certificate.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            codes::CERTIFICATE + 1,
+            "missing parameter 'certificate' (fetching by domain is not supported)",
+        ));
+    }
+    let info = pki::info::cert_info(req.certificate.as_bytes())?;
+    Ok(ok(info))
+}
+
+#[derive(Deserialize)]
+struct RevokeRequest {
+    #[serde(default)]
+    serial: String,
+    #[serde(default)]
+    authority_key_id: String,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn revoke(State(st): S, b: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    let b = body(b)?;
+    let req: RevokeRequest = parse(&b)?;
+    let serial = pki::serial::Serial::from_decimal(&req.serial).ok_or_else(|| {
+        ApiError::bad_request(codes::CERT_STORE + 3, "serial must be a decimal number")
+    })?;
+    let aki = if req.authority_key_id.is_empty() {
+        st.ca.aki_hex().to_string()
+    } else {
+        req.authority_key_id.to_ascii_lowercase().replace(':', "")
+    };
+    let reason: pki::revocation::RevocationReason = req
+        .reason
+        .parse()
+        .map_err(|e: String| ApiError::bad_request(codes::CERT_STORE + 3, e))?;
+    let serial_text = serial.to_decimal();
+    blocking(move || {
+        st.log
+            .revoke(&serial_text, &aki, reason, OffsetDateTime::now_utc())
+            .map_err(ApiError::from)
+    })
+    .await?;
+    tracing::info!(serial = %serial.to_hex(), reason = reason.as_str(), "revoked");
+    Ok(ok(json!({})))
+}
+
+async fn health() -> Response {
+    ok(json!({ "healthy": true }))
+}
