@@ -1,1 +1,5 @@
 //! placeholder
+
+pub mod crl;
+pub mod ocsp;
+pub mod revocation;
