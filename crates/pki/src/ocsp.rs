@@ -490,9 +490,10 @@ mod tests {
         assert_eq!(decode_get_path("MAL7_w").unwrap(), std);
         assert_eq!(decode_get_path("MAL7%2Fw%3D%3D").unwrap(), std);
         assert_eq!(decode_get_path("MAL7%2fw").unwrap(), std);
-        let plus = [0x30, 0x02, 0xfb, 0xef];
-        assert_eq!(decode_get_path("MAL7%2B8=").unwrap(), plus);
-        assert_eq!(decode_get_path("MAL7-8").unwrap(), plus);
+        let plus = [0x30, 0x02, 0xfb, 0xf8];
+        assert_eq!(decode_get_path("MAL7%2BA%3D%3D").unwrap(), plus);
+        assert_eq!(decode_get_path("MAL7+A==").unwrap(), plus);
+        assert_eq!(decode_get_path("MAL7-A").unwrap(), plus);
     }
 
     #[test]
