@@ -287,7 +287,7 @@ fn crl_refuses_wrong_key_bad_window_and_bad_serial() {
     }
 
     // Years rcgen cannot encode are an error, not a panic.
-    let ancient = at(-2_000_000_000_00);
+    let ancient = at(-200_000_000_000);
     let entry = RevokedEntry {
         serial: vec![1],
         revoked_at: ancient,
@@ -436,6 +436,29 @@ fn ocsp_p256_sha1_cert_id_with_nonce() {
         "{out}"
     );
     assert!(out.contains("Hash Algorithm: sha1"), "{out}");
+
+    // The signature check is real: a flipped bit in the signature fails it.
+    let mut tampered = std::fs::read(ca.path("resp.der")).unwrap();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 0x01;
+    std::fs::write(ca.path("tampered.der"), tampered).unwrap();
+    let (ok, out) = openssl(
+        ca.dir.path(),
+        &[
+            "ocsp",
+            "-respin",
+            "tampered.der",
+            "-issuer",
+            "ca.pem",
+            "-CAfile",
+            "ca.pem",
+            "-cert",
+            "good.pem",
+            "-no_nonce",
+        ],
+    );
+    assert!(!ok || !out.contains("Response verify OK"), "{out}");
+    assert!(out.contains("Response Verify Failure"), "{out}");
 
     // The nonce check above is real: a response to another request (another
     // nonce) fails it.
