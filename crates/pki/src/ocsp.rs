@@ -33,7 +33,6 @@ use der::asn1::{Any, BitString, GeneralizedTime, Null, ObjectIdentifier, OctetSt
 use der::{Decode, Encode};
 use rcgen::SigningKey;
 use time::OffsetDateTime;
-use x509_cert::ext::pkix::CrlReason;
 use x509_cert::spki::AlgorithmIdentifierOwned;
 use x509_ocsp::{
     BasicOcspResponse, CertId, OcspGeneralizedTime, OcspRequest, OcspResponse, OcspResponseStatus,
@@ -162,7 +161,8 @@ impl<S: SigningKey> OcspResponder<S> {
         if key.der_bytes() != key_bits.as_slice() {
             return Err(OcspError::KeyMismatch);
         }
-        let signature_algorithm = signature_algorithm(&key)?;
+        let signature_algorithm =
+            signature_algorithm(&key).ok_or(OcspError::UnsupportedAlgorithm)?;
 
         // RFC 6960 section 4.2.1: KeyHash is the SHA-1 of the public key bits.
         let key_hash = digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, &key_bits);
@@ -418,28 +418,14 @@ fn wire_status(status: CertStatus) -> Result<x509_ocsp::CertStatus, OcspResponse
         CertStatus::Revoked { at, reason } => x509_ocsp::CertStatus::revoked(RevokedInfo {
             revocation_time: ocsp_time(at)
                 .ok_or_else(|| internal("revocation time out of range"))?,
-            revocation_reason: crl_reason(reason),
+            revocation_reason: crate::crl::crl_reason(reason),
         }),
     })
 }
 
-fn crl_reason(reason: RevocationReason) -> Option<CrlReason> {
-    Some(match reason {
-        RevocationReason::Unspecified => return None,
-        RevocationReason::KeyCompromise => CrlReason::KeyCompromise,
-        RevocationReason::CaCompromise => CrlReason::CaCompromise,
-        RevocationReason::AffiliationChanged => CrlReason::AffiliationChanged,
-        RevocationReason::Superseded => CrlReason::Superseded,
-        RevocationReason::CessationOfOperation => CrlReason::CessationOfOperation,
-        RevocationReason::CertificateHold => CrlReason::CertificateHold,
-        RevocationReason::RemoveFromCrl => CrlReason::RemoveFromCRL,
-        RevocationReason::PrivilegeWithdrawn => CrlReason::PrivilegeWithdrawn,
-        RevocationReason::AaCompromise => CrlReason::AaCompromise,
-    })
-}
-
 /// The AlgorithmIdentifier of the signatures `key` makes.
-fn signature_algorithm(key: &impl SigningKey) -> Result<AlgorithmIdentifierOwned, OcspError> {
+/// `None` for algorithms not listed here (RSA-PSS, ML-DSA).
+pub(crate) fn signature_algorithm(key: &impl SigningKey) -> Option<AlgorithmIdentifierOwned> {
     let alg = key.algorithm();
     let (oid, null_params) = if alg == &rcgen::PKCS_ECDSA_P256_SHA256 {
         (ECDSA_WITH_SHA256, false)
@@ -460,9 +446,9 @@ fn signature_algorithm(key: &impl SigningKey) -> Result<AlgorithmIdentifierOwned
     } else if alg == &rcgen::PKCS_RSA_SHA512 {
         (SHA512_WITH_RSA, true)
     } else {
-        return Err(OcspError::UnsupportedAlgorithm);
+        return None;
     };
-    Ok(AlgorithmIdentifierOwned {
+    Some(AlgorithmIdentifierOwned {
         oid,
         parameters: null_params.then(|| Any::from(Null)),
     })

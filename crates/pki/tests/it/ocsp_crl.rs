@@ -22,9 +22,11 @@ const OPENSSL: &str = "/usr/bin/openssl";
 /// A CA in its own temp dir, with `ca.pem` written.
 struct TestCa {
     dir: TempDir,
-    params: CertificateParams,
     key: KeyPair,
     der: Vec<u8>,
+    /// Made by openssl (which then also issues its leaves; rcgen cannot
+    /// issue from a CA with a multi-valued RDN).
+    openssl_made: bool,
 }
 
 impl TestCa {
@@ -62,9 +64,45 @@ impl TestCa {
         std::fs::write(dir.path().join("ca.pem"), cert.pem()).unwrap();
         Self {
             dir,
-            params,
             key,
             der: cert.der().to_vec(),
+            openssl_made: false,
+        }
+    }
+
+    /// A CA made by `openssl req -x509` (not by rcgen), with `subj`.
+    fn from_openssl(subj: &str, extra: &[&str]) -> Self {
+        let dir = TempDir::new().unwrap();
+        let mut args = vec![
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca-key.pem",
+            "-out",
+            "ca.pem",
+            "-days",
+            "30",
+            "-subj",
+            subj,
+        ];
+        args.extend_from_slice(extra);
+        let (ok, out) = openssl(dir.path(), &args);
+        assert!(ok, "{out}");
+        let key =
+            KeyPair::from_pem(&std::fs::read_to_string(dir.path().join("ca-key.pem")).unwrap())
+                .unwrap();
+        let pem = std::fs::read_to_string(dir.path().join("ca.pem")).unwrap();
+        let der = pem::parse(pem).unwrap().into_contents();
+        Self {
+            dir,
+            key,
+            der,
+            openssl_made: true,
         }
     }
 
@@ -74,16 +112,64 @@ impl TestCa {
 
     /// Issues a leaf with this serial and writes it as `name`.
     fn leaf(&self, name: &str, serial: &[u8]) -> Vec<u8> {
+        if self.openssl_made {
+            return self.openssl_leaf(name, serial);
+        }
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
         let mut params = CertificateParams::new(vec!["leaf.test".to_string()]).unwrap();
         params.serial_number = Some(SerialNumber::from_slice(serial));
         params.use_authority_key_identifier_extension = true;
         params.not_before = OffsetDateTime::now_utc() - Duration::hours(1);
         params.not_after = OffsetDateTime::now_utc() + Duration::days(7);
-        let issuer = Issuer::from_params(&self.params, &self.key);
+        let issuer = Issuer::from_ca_cert_der(&self.der.as_slice().into(), &self.key).unwrap();
         let cert = params.signed_by(&key, &issuer).unwrap();
         std::fs::write(self.path(name), cert.pem()).unwrap();
         cert.der().to_vec()
+    }
+
+    fn openssl_leaf(&self, name: &str, serial: &[u8]) -> Vec<u8> {
+        let (ok, out) = openssl(
+            self.dir.path(),
+            &[
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "leaf-key.pem",
+                "-subj",
+                "/CN=leaf.test",
+                "-out",
+                "leaf.csr",
+            ],
+        );
+        assert!(ok, "{out}");
+        let serial = format!("0x{}", hex::encode(serial));
+        let (ok, out) = openssl(
+            self.dir.path(),
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "leaf.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca-key.pem",
+                "-set_serial",
+                &serial,
+                "-days",
+                "7",
+                "-out",
+                name,
+            ],
+        );
+        assert!(ok, "{out}");
+        let pem = std::fs::read_to_string(self.path(name)).unwrap();
+        pem::parse(pem).unwrap().into_contents()
     }
 
     fn responder(&self) -> OcspResponder<&KeyPair> {
@@ -164,6 +250,14 @@ fn assert_crl_verifies(ca: &TestCa, crl: &[u8]) -> String {
         &["crl", "-inform", "DER", "-in", "crl.der", "-noout", "-text"],
     );
     assert!(ok, "openssl crl -text: {text}");
+
+    // The issuer is the CA's subject, byte for byte.
+    let (_, cert) = x509_parser::parse_x509_certificate(&ca.der).unwrap();
+    let (_, parsed) = x509_parser::parse_x509_crl(crl).unwrap();
+    assert_eq!(
+        parsed.tbs_cert_list.issuer.as_raw(),
+        cert.tbs_certificate.subject.as_raw()
+    );
     text
 }
 
@@ -207,6 +301,31 @@ fn crl_lists_revoked_serials_reasons_and_number() {
     assert!(text.contains("Superseded"), "{text}");
     // Two reason codes: unspecified is left out, as RFC 5280 asks.
     assert_eq!(text.matches("X509v3 CRL Reason Code").count(), 2, "{text}");
+}
+
+#[test]
+fn crl_takes_longest_serials_and_times_after_2049() {
+    let ca = TestCa::new(&rcgen::PKCS_ECDSA_P256_SHA256);
+    // 20 bytes with the high bit set: 21 octets on the wire, as some CAs
+    // have issued.
+    let entry = RevokedEntry {
+        serial: vec![0xff; 20],
+        revoked_at: at(1_767_323_045),
+        reason: RevocationReason::CessationOfOperation,
+    };
+    let this_update = OffsetDateTime::now_utc() - Duration::minutes(1);
+    let next_update = at(2_556_143_999); // 2050-12-31 23:59:59 UTC
+    let crl = make_crl(&ca.der, &ca.key, &[entry], 9, this_update, next_update).unwrap();
+    let text = assert_crl_verifies(&ca, &crl);
+    assert!(
+        text.contains(&format!("Serial Number: {}", "FF".repeat(20))),
+        "{text}"
+    );
+    assert!(text.contains("Cessation Of Operation"), "{text}");
+    assert!(
+        text.contains("Next Update: Dec 31 23:59:59 2050 GMT"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -257,6 +376,21 @@ fn crl_verifies_for_every_key_type_and_as_pem() {
             ],
         );
         assert!(ok && out.contains("verify OK"), "{out}");
+    }
+}
+
+#[test]
+fn crl_and_ocsp_work_with_a_ca_made_by_openssl() {
+    for (subj, extra) in [
+        ("/C=US/ST=CA/O=Acme, Inc./OU=PKI/CN=Acme Root", &[][..]),
+        ("/O=Acme+CN=Multi-valued RDN Root", &["-multivalue-rdn"][..]),
+        ("/O=Acme/OU=Team A/OU=Team B/CN=Two OUs Root", &[][..]),
+    ] {
+        let ca = TestCa::from_openssl(subj, extra);
+        let crl = crl_for(&ca, &sample_revoked(), 3);
+        let text = assert_crl_verifies(&ca, &crl);
+        assert!(text.contains("Key Compromise"), "{text}");
+        check_all_statuses(&ca, &[]);
     }
 }
 
