@@ -7,7 +7,7 @@
 //!
 //! | situation | response |
 //! |---|---|
-//! | not a DER `OCSPRequest`, or an empty request list | `malformedRequest` |
+//! | not a DER `OCSPRequest`, an empty request list, or a nonce of 0 or more than 128 octets (RFC 9654) | `malformedRequest` |
 //! | no entry of the request names this CA | `unauthorized` |
 //! | a time cannot be encoded, or signing fails | `internalError` |
 //! | otherwise | `successful`, one `SingleResponse` per request entry |
@@ -98,6 +98,9 @@ const SHA512_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.
 
 /// id-pkix-ocsp-nonce (RFC 6960 section 4.4.1)
 const ID_PKIX_OCSP_NONCE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.2");
+
+/// Longest nonce accepted (RFC 9654 section 2.1).
+const MAX_NONCE_LEN: usize = 128;
 
 /// This CA's issuerNameHash and issuerKeyHash under one hash algorithm.
 #[derive(Clone, Debug)]
@@ -224,6 +227,29 @@ impl<S: SigningKey> OcspResponder<S> {
             return Err(OcspResponseStatus::MalformedRequest);
         }
 
+        // Echo the nonce extension byte for byte: clients compare the
+        // extension value, whatever its inner encoding.
+        let nonce = tbs
+            .request_extensions
+            .iter()
+            .flatten()
+            .find(|ext| ext.extn_id == ID_PKIX_OCSP_NONCE);
+        if let Some(ext) = nonce {
+            // RFC 9654: the value is an OCTET STRING of 1 to 128 octets, and
+            // requests with 0 or more than 128 are refused. Pre-RFC 6960 clients put
+            // the bare bytes in the extension; measure those then.
+            let raw = ext.extn_value.as_bytes();
+            let len = OctetString::from_der(raw).map_or(raw.len(), |o| o.as_bytes().len());
+            if len == 0 || len > MAX_NONCE_LEN {
+                return Err(OcspResponseStatus::MalformedRequest);
+            }
+        }
+        let nonce = nonce.map(|ext| x509_cert::ext::Extension {
+            extn_id: ext.extn_id,
+            critical: false,
+            extn_value: ext.extn_value.clone(),
+        });
+
         let this_update = ocsp_time(now).ok_or_else(|| internal("thisUpdate out of range"))?;
         let next_update = if validity.is_positive() {
             let at = now
@@ -255,19 +281,6 @@ impl<S: SigningKey> OcspResponder<S> {
         if !any_ours {
             return Err(OcspResponseStatus::Unauthorized);
         }
-
-        // Echo the nonce extension byte for byte: clients compare the
-        // extension value, whatever its inner encoding.
-        let nonce = tbs
-            .request_extensions
-            .iter()
-            .flatten()
-            .find(|ext| ext.extn_id == ID_PKIX_OCSP_NONCE)
-            .map(|ext| x509_cert::ext::Extension {
-                extn_id: ext.extn_id,
-                critical: false,
-                extn_value: ext.extn_value.clone(),
-            });
 
         let tbs_response_data = ResponseData {
             version: Version::V1,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use der::Decode;
+use der::{Decode, Encode};
 use pki::crl::{crl_to_pem, make_crl, CrlError};
 use pki::ocsp::{CertStatus, OcspResponder};
 use pki::revocation::{RevocationReason, RevokedEntry};
@@ -873,4 +873,64 @@ fn ocsp_get_form_round_trip() {
         OcspResponse::from_der(&resp).unwrap().response_status,
         OcspResponseStatus::Successful
     );
+}
+
+#[test]
+fn ocsp_nonce_length_limits() {
+    use x509_ocsp::ext::Nonce;
+    let ca = TestCa::new(&rcgen::PKCS_ECDSA_P256_SHA256);
+    ca.leaf("good.pem", GOOD_SERIAL);
+    let (ok, out) = openssl(
+        ca.dir.path(),
+        &[
+            "ocsp", "-issuer", "ca.pem", "-cert", "good.pem", "-reqout", "req.der",
+        ],
+    );
+    assert!(ok, "{out}");
+    let original = OcspRequest::from_der(&std::fs::read(ca.path("req.der")).unwrap()).unwrap();
+    let responder = ca.responder();
+
+    // Replace the nonce (an OCTET STRING inside the extension value).
+    let with_nonce = |len: usize| {
+        let mut req = original.clone();
+        let ext = req
+            .tbs_request
+            .request_extensions
+            .as_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|e| e.extn_id == <Nonce as der::oid::AssociatedOid>::OID)
+            .unwrap();
+        let nonce = Nonce::new(vec![0x5a; len]).unwrap();
+        ext.extn_value = der::asn1::OctetString::new(nonce.to_der().unwrap()).unwrap();
+        let resp = responder.respond(
+            &req.to_der().unwrap(),
+            OffsetDateTime::now_utc(),
+            Duration::hours(1),
+            lookup,
+        );
+        OcspResponse::from_der(&resp).unwrap()
+    };
+
+    for len in [1, 16, 32, 128] {
+        let resp = with_nonce(len);
+        assert_eq!(
+            resp.response_status,
+            OcspResponseStatus::Successful,
+            "{len}"
+        );
+        let basic =
+            BasicOcspResponse::from_der(resp.response_bytes.unwrap().response.as_bytes()).unwrap();
+        assert_eq!(
+            basic.nonce().unwrap().0.as_bytes(),
+            vec![0x5a; len].as_slice()
+        );
+    }
+    for len in [0, 129, 1000] {
+        assert_eq!(
+            with_nonce(len).response_status,
+            OcspResponseStatus::MalformedRequest,
+            "{len}"
+        );
+    }
 }
