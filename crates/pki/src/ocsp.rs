@@ -18,6 +18,10 @@
 //! same thing at the cost of a signature per stray request. Entries of a
 //! mixed request that name another issuer get `unknown`.
 //!
+//! A request entry names this CA when its CertID's issuerNameHash and
+//! issuerKeyHash match, under SHA-1 (openssl's default), SHA-256, SHA-384
+//! or SHA-512; the response echoes each CertID as received.
+//!
 //! How the HTTP layer gets here: for `POST`, the body is the request; for
 //! `GET`, [`decode_get_path`] turns the last path component back into it.
 //!
