@@ -344,10 +344,15 @@ async fn revoke(State(st): S, b: Result<Bytes, BytesRejection>) -> Result<Respon
     } else {
         req.authority_key_id.to_ascii_lowercase().replace(':', "")
     };
-    let reason: pki::revocation::RevocationReason = req
-        .reason
-        .parse()
-        .map_err(|e: String| ApiError::bad_request(codes::CERT_STORE + 3, e))?;
+    let reason: pki::revocation::RevocationReason = if req.reason.trim().is_empty() {
+        pki::revocation::RevocationReason::Unspecified
+    } else {
+        req.reason
+            .parse()
+            .map_err(|e: pki::revocation::UnknownReason| {
+                ApiError::bad_request(codes::CERT_STORE + 3, e.to_string())
+            })?
+    };
     let serial_text = serial.to_decimal();
     blocking(move || {
         st.log

@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod crl;
 pub mod csr;
 pub mod csr_spec;
 pub mod duration;
@@ -27,6 +28,7 @@ pub mod info;
 pub mod issue;
 pub mod key;
 pub mod log;
+pub mod ocsp;
 pub mod revocation;
 pub mod serial;
 

@@ -295,9 +295,9 @@ impl CertLog {
             }
             let serial = crate::serial::Serial::from_decimal(&serial)
                 .ok_or_else(|| PkiError::Log(format!("bad serial {serial:?} in log")))?;
-            let reason = reason
-                .to_string()
-                .parse::<RevocationReason>()
+            let reason = u8::try_from(reason)
+                .ok()
+                .and_then(RevocationReason::from_code)
                 .unwrap_or(RevocationReason::Unspecified);
             out.push(RevokedEntry {
                 serial: serial.as_bytes().to_vec(),

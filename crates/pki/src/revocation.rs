@@ -1,108 +1,222 @@
-//! Revocation reasons (RFC 5280 CRLReason) and revoked entries.
-//! (Provisional copy; the CRL/OCSP work owns this module.)
+//! Revocation vocabulary shared by the CRL generator and the OCSP responder.
+//!
+//! [`RevocationReason`] speaks three dialects: the RFC 5280 `CRLReason` code
+//! (what goes on the wire), CFSSL's lowercase reason strings (what its
+//! `revoke` endpoint and command line accept), and serde (the lowercase
+//! string, so stored and JSON forms read like CFSSL's).
 
-use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
 
-/// RFC 5280 CRLReason.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// Why a certificate was revoked: the RFC 5280 section 5.3.1 `CRLReason`.
+///
+/// Code 7 is unassigned in RFC 5280 and is not representable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum RevocationReason {
-    /// unspecified (0)
+    /// `unspecified` (0). RFC 5280 says not to put this code in a CRL, so the
+    /// CRL and OCSP encoders leave the reason out for it.
+    #[default]
     Unspecified,
-    /// keyCompromise (1)
+    /// `keyCompromise` (1)
     KeyCompromise,
-    /// cACompromise (2)
+    /// `cACompromise` (2)
     CaCompromise,
-    /// affiliationChanged (3)
+    /// `affiliationChanged` (3)
     AffiliationChanged,
-    /// superseded (4)
+    /// `superseded` (4)
     Superseded,
-    /// cessationOfOperation (5)
+    /// `cessationOfOperation` (5)
     CessationOfOperation,
-    /// certificateHold (6)
+    /// `certificateHold` (6)
     CertificateHold,
-    /// removeFromCRL (8)
+    /// `removeFromCRL` (8)
     RemoveFromCrl,
-    /// privilegeWithdrawn (9)
+    /// `privilegeWithdrawn` (9)
     PrivilegeWithdrawn,
-    /// aACompromise (10)
+    /// `aACompromise` (10)
     AaCompromise,
 }
 
 impl RevocationReason {
-    /// The RFC 5280 code.
+    /// Every reason, in code order.
+    pub const ALL: [RevocationReason; 10] = [
+        Self::Unspecified,
+        Self::KeyCompromise,
+        Self::CaCompromise,
+        Self::AffiliationChanged,
+        Self::Superseded,
+        Self::CessationOfOperation,
+        Self::CertificateHold,
+        Self::RemoveFromCrl,
+        Self::PrivilegeWithdrawn,
+        Self::AaCompromise,
+    ];
+
+    /// The RFC 5280 `CRLReason` code.
     pub fn code(self) -> u8 {
-        use RevocationReason::*;
         match self {
-            Unspecified => 0,
-            KeyCompromise => 1,
-            CaCompromise => 2,
-            AffiliationChanged => 3,
-            Superseded => 4,
-            CessationOfOperation => 5,
-            CertificateHold => 6,
-            RemoveFromCrl => 8,
-            PrivilegeWithdrawn => 9,
-            AaCompromise => 10,
+            Self::Unspecified => 0,
+            Self::KeyCompromise => 1,
+            Self::CaCompromise => 2,
+            Self::AffiliationChanged => 3,
+            Self::Superseded => 4,
+            Self::CessationOfOperation => 5,
+            Self::CertificateHold => 6,
+            Self::RemoveFromCrl => 8,
+            Self::PrivilegeWithdrawn => 9,
+            Self::AaCompromise => 10,
         }
     }
 
-    /// CFSSL's lowercase name.
+    /// The reason for an RFC 5280 code, `None` for 7 and anything above 10.
+    pub fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.code() == code)
+    }
+
+    /// CFSSL's lowercase name of the reason (`keycompromise`, …).
     pub fn as_str(self) -> &'static str {
-        use RevocationReason::*;
         match self {
-            Unspecified => "unspecified",
-            KeyCompromise => "keycompromise",
-            CaCompromise => "cacompromise",
-            AffiliationChanged => "affiliationchanged",
-            Superseded => "superseded",
-            CessationOfOperation => "cessationofoperation",
-            CertificateHold => "certificatehold",
-            RemoveFromCrl => "removefromcrl",
-            PrivilegeWithdrawn => "privilegewithdrawn",
-            AaCompromise => "aacompromise",
+            Self::Unspecified => "unspecified",
+            Self::KeyCompromise => "keycompromise",
+            Self::CaCompromise => "cacompromise",
+            Self::AffiliationChanged => "affiliationchanged",
+            Self::Superseded => "superseded",
+            Self::CessationOfOperation => "cessationofoperation",
+            Self::CertificateHold => "certificatehold",
+            Self::RemoveFromCrl => "removefromcrl",
+            Self::PrivilegeWithdrawn => "privilegewithdrawn",
+            Self::AaCompromise => "aacompromise",
         }
-    }
-
-    fn all() -> [RevocationReason; 10] {
-        use RevocationReason::*;
-        [
-            Unspecified,
-            KeyCompromise,
-            CaCompromise,
-            AffiliationChanged,
-            Superseded,
-            CessationOfOperation,
-            CertificateHold,
-            RemoveFromCrl,
-            PrivilegeWithdrawn,
-            AaCompromise,
-        ]
     }
 }
 
-impl std::str::FromStr for RevocationReason {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let l = s.trim().to_ascii_lowercase();
-        if l.is_empty() {
-            return Ok(RevocationReason::Unspecified);
+impl fmt::Display for RevocationReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The text was neither a CFSSL reason name nor an RFC 5280 reason code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown revocation reason {0:?}")]
+pub struct UnknownReason(pub String);
+
+impl FromStr for RevocationReason {
+    type Err = UnknownReason;
+
+    /// Accepts CFSSL's reason names in any case (`KeyCompromise`,
+    /// `keycompromise`) and the decimal code (`1`). The empty string is
+    /// rejected: a caller that means "no reason" should say `unspecified`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+            return t
+                .parse::<u8>()
+                .ok()
+                .and_then(Self::from_code)
+                .ok_or_else(|| UnknownReason(s.to_owned()));
         }
-        Self::all()
+        Self::ALL
             .into_iter()
-            .find(|r| r.as_str() == l || r.code().to_string() == l)
-            .ok_or_else(|| format!("unknown revocation reason {s:?}"))
+            .find(|r| r.as_str().eq_ignore_ascii_case(t))
+            .ok_or_else(|| UnknownReason(s.to_owned()))
     }
 }
 
-/// One revoked certificate, as a CRL lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl Serialize for RevocationReason {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for RevocationReason {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// One revoked certificate, as the CRL generator needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RevokedEntry {
-    /// Serial, big-endian unsigned.
+    /// The serial number, big-endian unsigned; leading zero bytes are allowed
+    /// and ignored.
     pub serial: Vec<u8>,
-    /// When it was revoked.
+    /// When the certificate was revoked.
     pub revoked_at: OffsetDateTime,
     /// Why.
     pub reason: RevocationReason,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_cfssl_names_in_any_case() {
+        assert_eq!(
+            "keycompromise".parse::<RevocationReason>(),
+            Ok(RevocationReason::KeyCompromise)
+        );
+        assert_eq!(
+            "KeyCompromise".parse::<RevocationReason>(),
+            Ok(RevocationReason::KeyCompromise)
+        );
+        assert_eq!(
+            "CACOMPROMISE".parse::<RevocationReason>(),
+            Ok(RevocationReason::CaCompromise)
+        );
+        assert_eq!(
+            "removeFromCRL".parse::<RevocationReason>(),
+            Ok(RevocationReason::RemoveFromCrl)
+        );
+        for r in RevocationReason::ALL {
+            assert_eq!(r.as_str().parse::<RevocationReason>(), Ok(r));
+            assert_eq!(r.code().to_string().parse::<RevocationReason>(), Ok(r));
+        }
+    }
+
+    #[test]
+    fn parses_codes_and_rejects_the_rest() {
+        assert_eq!(
+            "0".parse::<RevocationReason>(),
+            Ok(RevocationReason::Unspecified)
+        );
+        assert_eq!(
+            "10".parse::<RevocationReason>(),
+            Ok(RevocationReason::AaCompromise)
+        );
+        for bad in [
+            "",
+            "7",
+            "11",
+            "256",
+            "-1",
+            "+1",
+            "key compromise",
+            "keycompromised",
+            "0x1",
+        ] {
+            assert!(bad.parse::<RevocationReason>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn codes_match_rfc5280() {
+        let codes: Vec<u8> = RevocationReason::ALL.iter().map(|r| r.code()).collect();
+        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 8, 9, 10]);
+        assert_eq!(RevocationReason::from_code(7), None);
+    }
+
+    #[test]
+    fn serde_uses_the_lowercase_name() {
+        let json = serde_json::to_string(&RevocationReason::CessationOfOperation).unwrap();
+        assert_eq!(json, "\"cessationofoperation\"");
+        let back: RevocationReason = serde_json::from_str("\"Superseded\"").unwrap();
+        assert_eq!(back, RevocationReason::Superseded);
+        assert!(serde_json::from_str::<RevocationReason>("\"nope\"").is_err());
+    }
 }

@@ -1,0 +1,3 @@
+//! Integration tests of the `pki` crate (one test binary).
+
+mod ocsp_crl;
