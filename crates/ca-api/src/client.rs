@@ -117,6 +117,11 @@ impl RemoteCa {
             .ok_or_else(|| ClientError::Protocol("no certificate in the result".into()))
     }
 
+    /// Any endpoint with a JSON body; returns the `result`.
+    pub async fn call(&self, endpoint: &str, body: &Value) -> Result<Value, ClientError> {
+        self.post(endpoint, body.to_string().into_bytes()).await
+    }
+
     /// `info`: the CA certificate (PEM) for a profile.
     pub async fn info(&self, profile: &str) -> Result<String, ClientError> {
         let body = serde_json::json!({ "label": "", "profile": profile });

@@ -12,8 +12,10 @@ use base64::Engine;
 use pki::config::SigningPolicy;
 use pki::csr_spec::CsrSpec;
 use pki::issue::{CertificateAuthority, SignRequest};
-use pki::key::PrivateKey;
+use pki::key::SharedKey;
 use pki::log::{CertLog, CertRecord};
+use pki::ocsp::{CertStatus, OcspResponder};
+use pki::serial::Serial;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
@@ -23,7 +25,13 @@ use time::OffsetDateTime;
 /// Everything the API serves from.
 pub struct CaState {
     /// The CA.
-    pub ca: CertificateAuthority<PrivateKey>,
+    pub ca: CertificateAuthority<SharedKey>,
+    /// The OCSP responder (same key).
+    pub ocsp: OcspResponder<SharedKey>,
+    /// How long OCSP responses are valid.
+    pub ocsp_validity: time::Duration,
+    /// Default CRL lifetime (a request may ask for another).
+    pub crl_validity: time::Duration,
     /// The signing policy.
     pub policy: SigningPolicy,
     /// The issuance log.
@@ -54,6 +62,10 @@ pub fn router(state: Arc<CaState>) -> Router {
         .route("/api/v1/cfssl/certinfo", post(certinfo))
         .route("/api/v1/cfssl/revoke", post(revoke))
         .route("/api/v1/cfssl/health", get(health))
+        .route("/api/v1/cfssl/crl", get(crl))
+        .route("/api/v1/cfssl/ocspsign", post(ocspsign))
+        .route("/ocsp", post(ocsp_post))
+        .route("/ocsp/{*req}", get(ocsp_get))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
@@ -366,4 +378,177 @@ async fn revoke(State(st): S, b: Result<Bytes, BytesRejection>) -> Result<Respon
 
 async fn health() -> Response {
     ok(json!({ "healthy": true }))
+}
+
+/// The CA state from before: a (status of a serial) lookup in the log.
+fn lookup_status(st: &CaState, serial: &[u8]) -> Result<CertStatus, pki::PkiError> {
+    let rec = st
+        .log
+        .get(&Serial::from_bytes(serial).to_decimal(), st.ca.aki_hex())?;
+    Ok(match rec {
+        None => CertStatus::Unknown,
+        Some(r) if r.status == "revoked" => CertStatus::Revoked {
+            at: r.revoked_at.unwrap_or(r.not_before),
+            reason: pki::revocation::RevocationReason::from_code(r.reason)
+                .unwrap_or(pki::revocation::RevocationReason::Unspecified),
+        },
+        Some(_) => CertStatus::Good,
+    })
+}
+
+#[derive(Deserialize, Default)]
+struct CrlQuery {
+    #[serde(default)]
+    expiry: Option<String>,
+}
+
+async fn crl(
+    State(st): S,
+    q: Result<axum::extract::Query<CrlQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = q.map(|q| q.0).unwrap_or_default();
+    let validity = match q.expiry.as_deref().filter(|e| !e.is_empty()) {
+        Some(e) => {
+            let d = pki::duration::parse_go_duration(e).map_err(|m| {
+                ApiError::bad_request(codes::API_CLIENT + 2, format!("expiry: {m}"))
+            })?;
+            time::Duration::try_from(d).map_err(|_| {
+                ApiError::bad_request(codes::API_CLIENT + 2, "expiry is out of range")
+            })?
+        }
+        None => st.crl_validity,
+    };
+    let der = blocking(move || make_crl(&st, validity)).await?;
+    Ok(ok(base64::engine::general_purpose::STANDARD.encode(der)))
+}
+
+/// Builds a CRL from the log: revoked, unexpired certificates of this CA.
+pub(crate) fn make_crl(st: &CaState, validity: time::Duration) -> Result<Vec<u8>, ApiError> {
+    let now = OffsetDateTime::now_utc();
+    let revoked = st.log.revoked(st.ca.aki_hex(), now)?;
+    let number = st.log.next_counter(&format!("crl:{}", st.ca.aki_hex()))?;
+    pki::crl::make_crl(
+        st.ca.cert_der(),
+        st.ca.key(),
+        &revoked,
+        number,
+        now,
+        now + validity,
+    )
+    .map_err(ApiError::internal)
+}
+
+#[derive(Deserialize)]
+struct OcspSignRequest {
+    #[serde(default)]
+    certificate: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    reason: u8,
+    #[serde(default)]
+    revoked_at: String,
+}
+
+async fn ocspsign(State(st): S, b: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    let b = body(b)?;
+    let req: OcspSignRequest = parse(&b)?;
+    let info = pki::info::cert_info(req.certificate.as_bytes())?;
+    if info.authority_key_id != st.ca.aki_hex() {
+        return Err(ApiError::bad_request(
+            codes::OCSP + 3,
+            "the certificate was not issued by this CA",
+        ));
+    }
+    let now = OffsetDateTime::now_utc();
+    let status = match req.status.to_ascii_lowercase().as_str() {
+        "" | "good" => CertStatus::Good,
+        "unknown" => CertStatus::Unknown,
+        "revoked" => CertStatus::Revoked {
+            at: match req.revoked_at.as_str() {
+                "" | "now" => now,
+                t => OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                    .map_err(|_| {
+                        ApiError::bad_request(codes::OCSP + 2, "revoked_at must be RFC 3339 or now")
+                    })?,
+            },
+            reason: pki::revocation::RevocationReason::from_code(req.reason).ok_or_else(|| {
+                ApiError::bad_request(codes::OCSP + 2, "unknown revocation reason code")
+            })?,
+        },
+        other => {
+            return Err(ApiError::bad_request(
+                codes::OCSP + 2,
+                format!("status {other:?} is not good, revoked or unknown"),
+            ))
+        }
+    };
+    let serial = Serial::from_hex(&info.serial_hex)
+        .ok_or_else(|| ApiError::bad_request(codes::OCSP + 2, "bad serial"))?;
+    let validity = st.ocsp_validity;
+    let der = blocking(move || {
+        st.ocsp
+            .sign_status(serial.as_bytes(), status, now, validity)
+            .ok_or_else(|| ApiError::internal("OCSP signing failed"))
+    })
+    .await?;
+    Ok(ok(
+        json!({ "ocspResponse": base64::engine::general_purpose::STANDARD.encode(der) }),
+    ))
+}
+
+fn ocsp_response(der: Vec<u8>) -> Response {
+    use axum::response::IntoResponse;
+    (
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/ocsp-response",
+            ),
+            (axum::http::header::CACHE_CONTROL, "max-age=60, public"),
+        ],
+        der,
+    )
+        .into_response()
+}
+
+async fn answer_ocsp(st: Arc<CaState>, request: Vec<u8>) -> Response {
+    let out = tokio::task::spawn_blocking(move || {
+        let failed = std::cell::Cell::new(false);
+        let der = st.ocsp.respond(
+            &request,
+            OffsetDateTime::now_utc(),
+            st.ocsp_validity,
+            |serial| match lookup_status(&st, serial) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "OCSP lookup failed");
+                    failed.set(true);
+                    CertStatus::Unknown
+                }
+            },
+        );
+        if failed.get() {
+            pki::ocsp::try_later_response()
+        } else {
+            der
+        }
+    })
+    .await
+    .unwrap_or_else(|_| pki::ocsp::try_later_response());
+    ocsp_response(out)
+}
+
+async fn ocsp_post(State(st): S, b: Result<Bytes, BytesRejection>) -> Response {
+    match b {
+        Ok(b) if !b.is_empty() => answer_ocsp(st, b.to_vec()).await,
+        _ => ocsp_response(pki::ocsp::malformed_request_response()),
+    }
+}
+
+async fn ocsp_get(State(st): S, axum::extract::Path(req): axum::extract::Path<String>) -> Response {
+    match pki::ocsp::decode_get_path(&req) {
+        Ok(der) => answer_ocsp(st, der).await,
+        Err(_) => ocsp_response(pki::ocsp::malformed_request_response()),
+    }
 }

@@ -162,6 +162,39 @@ impl rcgen::SigningKey for PrivateKey {
     }
 }
 
+/// One private key used by several signers of one process (certificates,
+/// CRLs, OCSP) without copying the secret: a shared handle, not a clone of
+/// the key material.
+#[derive(Clone)]
+pub struct SharedKey(std::sync::Arc<PrivateKey>);
+
+impl std::fmt::Debug for SharedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[private key elided]")
+    }
+}
+
+impl From<PrivateKey> for SharedKey {
+    fn from(k: PrivateKey) -> Self {
+        SharedKey(std::sync::Arc::new(k))
+    }
+}
+
+impl rcgen::PublicKeyData for SharedKey {
+    fn der_bytes(&self) -> &[u8] {
+        rcgen::PublicKeyData::der_bytes(&*self.0)
+    }
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        rcgen::PublicKeyData::algorithm(&*self.0)
+    }
+}
+
+impl rcgen::SigningKey for SharedKey {
+    fn sign(&self, msg: &[u8]) -> std::result::Result<Vec<u8>, rcgen::Error> {
+        rcgen::SigningKey::sign(&*self.0, msg)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

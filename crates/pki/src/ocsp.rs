@@ -311,6 +311,42 @@ impl<S: SigningKey> OcspResponder<S> {
             .map_err(|e| internal(&format!("encoding BasicOCSPResponse: {e}")))
     }
 
+    /// Signs a response for one serial of this CA with a status decided by
+    /// the caller (CFSSL's `ocspsign`): the same as answering a SHA-1 CertID
+    /// request for that serial. `None` if the serial is not a valid INTEGER.
+    pub fn sign_status(
+        &self,
+        serial: &[u8],
+        status: CertStatus,
+        now: OffsetDateTime,
+        validity: time::Duration,
+    ) -> Option<Vec<u8>> {
+        let sha1 = self.issuer_hashes.first()?;
+        let cert_id = CertId {
+            hash_algorithm: AlgorithmIdentifierOwned {
+                oid: sha1.algorithm,
+                parameters: Some(Any::from(Null)),
+            },
+            issuer_name_hash: OctetString::new(sha1.name_hash.clone()).ok()?,
+            issuer_key_hash: OctetString::new(sha1.key_hash.clone()).ok()?,
+            serial_number: x509_cert::serial_number::SerialNumber::new(serial).ok()?,
+        };
+        let request = OcspRequest {
+            tbs_request: x509_ocsp::TbsRequest {
+                version: Version::V1,
+                requestor_name: None,
+                request_list: vec![x509_ocsp::Request {
+                    req_cert: cert_id,
+                    single_request_extensions: None,
+                }],
+                request_extensions: None,
+            },
+            optional_signature: None,
+        };
+        let der = request.to_der().ok()?;
+        Some(self.respond(&der, now, validity, move |_| status))
+    }
+
     /// Whether a CertID names this CA: a supported hash algorithm (with
     /// absent or NULL parameters) and both issuer hashes equal.
     fn is_ours(&self, cert_id: &CertId) -> bool {

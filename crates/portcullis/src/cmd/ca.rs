@@ -1,10 +1,449 @@
-//! `portcullis ca …` (placeholder).
+//! `portcullis ca …`: the private CA on the command line.
+
+use super::files::{read, Bundle};
+use anyhow::{bail, Context, Result};
+use pki::config::SigningPolicy;
+use pki::csr_spec::CsrSpec;
+use pki::issue::{CertificateAuthority, SignRequest};
+use pki::key::{PrivateKey, SharedKey};
+use pki::log::{CertLog, CertRecord};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use time::OffsetDateTime;
+
 #[derive(Debug, clap::Subcommand)]
 pub enum CaCommand {
-    /// Create a new self-signed root CA.
-    Init,
+    /// Create a new self-signed root CA from a CSR JSON spec
+    /// (writes PREFIX.pem, PREFIX-key.pem (0600), PREFIX.csr).
+    Init {
+        /// CFSSL CSR JSON file.
+        csr_json: PathBuf,
+        /// Output prefix.
+        #[arg(long, default_value = "ca")]
+        out: String,
+        /// Print cfssl's JSON {"cert","key","csr"} instead of writing files.
+        #[arg(long)]
+        stdout: bool,
+    },
+    /// Generate a key and CSR here and get the certificate signed, locally
+    /// (--ca/--ca-key) or by a remote CA (--remote; only the CSR travels).
+    Gencert {
+        /// CFSSL CSR JSON file.
+        csr_json: PathBuf,
+        #[command(flatten)]
+        signer: SignerArgs,
+        /// Output prefix.
+        #[arg(long, default_value = "cert")]
+        out: String,
+        /// Print cfssl's JSON {"cert","key","csr"} instead of writing files.
+        #[arg(long)]
+        stdout: bool,
+    },
+    /// Sign (or re-sign) an existing CSR.
+    Sign {
+        /// PKCS#10 request (PEM or DER).
+        csr_file: PathBuf,
+        #[command(flatten)]
+        signer: SignerArgs,
+        /// Replace the CSR's SANs (comma-separated).
+        #[arg(long)]
+        hosts: Option<String>,
+        /// Output prefix.
+        #[arg(long, default_value = "cert")]
+        out: String,
+        /// Print cfssl's JSON {"cert"} instead of writing files.
+        #[arg(long)]
+        stdout: bool,
+    },
+    /// Serve the CFSSL-compatible CA API (/api/v1/cfssl/*) and OCSP (/ocsp).
+    Serve(ServeArgs),
+    /// Revoke a certificate by serial, in the issuance log or through a remote CA.
+    Revoke {
+        /// Serial number (decimal, as CFSSL; or hex with 0x).
+        #[arg(long)]
+        serial: String,
+        /// Issuer key identifier (hex); defaults to the CA's (needs --ca).
+        #[arg(long)]
+        aki: Option<String>,
+        /// Reason: keycompromise, superseded, cessationofoperation, … (default unspecified).
+        #[arg(long, default_value = "unspecified")]
+        reason: String,
+        /// The issuance log (SQLite file).
+        #[arg(long)]
+        db: Option<String>,
+        /// The CA certificate (to find its key identifier).
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        /// Revoke through a remote CA instead.
+        #[arg(long)]
+        remote: Option<String>,
+    },
+    /// Produce a CRL of the revoked certificates in the issuance log.
+    Crl {
+        /// CA certificate.
+        #[arg(long)]
+        ca: PathBuf,
+        /// CA private key.
+        #[arg(long)]
+        ca_key: PathBuf,
+        /// The issuance log (SQLite file).
+        #[arg(long)]
+        db: String,
+        /// CRL lifetime (Go duration).
+        #[arg(long, default_value = "168h")]
+        expiry: String,
+        /// Output file (PEM; DER with --der). Default: PEM on stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Write DER instead of PEM.
+        #[arg(long)]
+        der: bool,
+    },
 }
 
-pub fn run(_c: CaCommand) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet")
+#[derive(Debug, clap::Args)]
+pub struct SignerArgs {
+    /// CA certificate (local signing).
+    #[arg(long, requires = "ca_key", conflicts_with = "remote")]
+    ca: Option<PathBuf>,
+    /// CA private key, PEM (local signing).
+    #[arg(long, requires = "ca")]
+    ca_key: Option<PathBuf>,
+    /// Remote CA URL (http://host:port); only the CSR is sent.
+    #[arg(long)]
+    remote: Option<String>,
+    /// CFSSL signing config JSON (profiles, auth keys, remotes).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Signing profile (unknown profiles are an error).
+    #[arg(long, default_value = "")]
+    profile: String,
+    /// Issuance log to record locally signed certificates in (SQLite file).
+    #[arg(long)]
+    db: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// CA certificate.
+    #[arg(long)]
+    ca: PathBuf,
+    /// CA private key (PEM).
+    #[arg(long)]
+    ca_key: PathBuf,
+    /// CFSSL signing config JSON (default: CFSSL's built-in policy).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to bind.
+    #[arg(long, default_value = "127.0.0.1")]
+    address: String,
+    /// Port to bind (0 picks a free one; the chosen address is printed).
+    #[arg(long, default_value_t = 8888)]
+    port: u16,
+    /// Issuance log: an SQLite file path (or sqlite:PATH).
+    #[arg(long, default_value = "portcullis-ca.db")]
+    db: String,
+    /// OCSP response lifetime (Go duration).
+    #[arg(long, default_value = "1h")]
+    ocsp_validity: String,
+    /// Default CRL lifetime (Go duration).
+    #[arg(long, default_value = "168h")]
+    crl_validity: String,
+}
+
+pub fn run(c: CaCommand) -> Result<()> {
+    match c {
+        CaCommand::Init {
+            csr_json,
+            out,
+            stdout,
+        } => {
+            let spec = CsrSpec::from_json(&read(&csr_json)?)
+                .with_context(|| format!("in {}", csr_json.display()))?;
+            let root = pki::issue::init_root(&spec, OffsetDateTime::now_utc())?;
+            Bundle {
+                cert: Some(root.cert_pem),
+                key: Some(root.key.to_pem()),
+                csr: Some(root.csr_pem),
+            }
+            .emit(&out, stdout)
+        }
+        CaCommand::Gencert {
+            csr_json,
+            signer,
+            out,
+            stdout,
+        } => {
+            let spec = CsrSpec::from_json(&read(&csr_json)?)
+                .with_context(|| format!("in {}", csr_json.display()))?;
+            let policy = load_policy(signer.config.as_deref())?;
+            // Refuse an unknown profile before making a key.
+            policy.profile(&signer.profile)?;
+            let (key, csr) = spec.generate()?;
+            let hosts = (!spec.hosts.is_empty()).then(|| spec.hosts.clone());
+            let cert = sign_csr(&signer, &policy, csr.as_bytes(), hosts)?;
+            Bundle {
+                cert: Some(cert),
+                key: Some(key.to_pem()),
+                csr: Some(csr),
+            }
+            .emit(&out, stdout)
+        }
+        CaCommand::Sign {
+            csr_file,
+            signer,
+            hosts,
+            out,
+            stdout,
+        } => {
+            let policy = load_policy(signer.config.as_deref())?;
+            let csr = read(&csr_file)?;
+            let hosts = hosts.map(|h| h.split(',').map(|s| s.trim().to_string()).collect());
+            let cert = sign_csr(&signer, &policy, &csr, hosts)?;
+            Bundle {
+                cert: Some(cert),
+                ..Default::default()
+            }
+            .emit(&out, stdout)
+        }
+        CaCommand::Serve(a) => serve(a),
+        CaCommand::Revoke {
+            serial,
+            aki,
+            reason,
+            db,
+            ca,
+            remote,
+        } => revoke(serial, aki, reason, db, ca, remote),
+        CaCommand::Crl {
+            ca,
+            ca_key,
+            db,
+            expiry,
+            out,
+            der,
+        } => {
+            let ca = load_ca(&ca, &ca_key)?;
+            let log = CertLog::open(db_path(&db))?;
+            let validity = pki::duration::parse_go_duration(&expiry)
+                .map_err(|e| anyhow::anyhow!("--expiry: {e}"))?;
+            let now = OffsetDateTime::now_utc();
+            let revoked = log.revoked(ca.aki_hex(), now)?;
+            let number = log.next_counter(&format!("crl:{}", ca.aki_hex()))?;
+            let crl = pki::crl::make_crl(
+                ca.cert_der(),
+                ca.key(),
+                &revoked,
+                number,
+                now,
+                now + validity,
+            )?;
+            let bytes = if der {
+                crl
+            } else {
+                pki::crl::crl_to_pem(&crl).into_bytes()
+            };
+            match out {
+                Some(p) => super::files::write_atomic(&p, &bytes, false),
+                None => {
+                    use std::io::Write;
+                    std::io::stdout().write_all(&bytes)?;
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+fn load_policy(config: Option<&Path>) -> Result<SigningPolicy> {
+    match config {
+        Some(p) => {
+            Ok(SigningPolicy::from_json(&read(p)?)
+                .with_context(|| format!("in {}", p.display()))?)
+        }
+        None => Ok(SigningPolicy::builtin()),
+    }
+}
+
+/// Reads a PEM private key file. Plaintext keys only for now.
+fn load_key(path: &Path) -> Result<PrivateKey> {
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
+    );
+    PrivateKey::from_pem(&text).with_context(|| format!("in {}", path.display()))
+}
+
+fn load_ca(cert: &Path, key: &Path) -> Result<CertificateAuthority<SharedKey>> {
+    let key = SharedKey::from(load_key(key)?);
+    CertificateAuthority::new(&read(cert)?, key).with_context(|| format!("CA {}", cert.display()))
+}
+
+fn db_path(db: &str) -> PathBuf {
+    PathBuf::from(
+        db.strip_prefix("sqlite://")
+            .or_else(|| db.strip_prefix("sqlite:"))
+            .unwrap_or(db),
+    )
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Signs a CSR locally or remotely, per the arguments and the profile.
+fn sign_csr(
+    a: &SignerArgs,
+    policy: &SigningPolicy,
+    csr: &[u8],
+    hosts: Option<Vec<String>>,
+) -> Result<String> {
+    let profile = policy.profile(&a.profile)?;
+    let remote = a.remote.clone().or_else(|| profile.remote.clone());
+    if let Some(remote) = remote {
+        let client = ca_api::client::RemoteCa::new(&remote)?;
+        let auth = profile
+            .remote_auth_key
+            .as_ref()
+            .or(profile.auth_key.as_ref());
+        let mut req = serde_json::json!({
+            "certificate_request": String::from_utf8_lossy(csr),
+            "profile": a.profile,
+            "label": "",
+        });
+        if let Some(h) = hosts {
+            req["hosts"] = h.into();
+        }
+        return Ok(runtime()?.block_on(client.sign(&req, auth))?);
+    }
+    let (Some(ca), Some(key)) = (&a.ca, &a.ca_key) else {
+        bail!("give --ca and --ca-key to sign locally, or --remote URL");
+    };
+    let ca = load_ca(ca, key)?;
+    let issued = ca.sign(
+        policy,
+        &SignRequest {
+            csr: csr.to_vec(),
+            hosts,
+            profile: a.profile.clone(),
+            subject: None,
+        },
+        OffsetDateTime::now_utc(),
+    )?;
+    match &a.db {
+        Some(db) => {
+            CertLog::open(db_path(db))?.record(CertRecord::from_issued(&issued, ca.subject()))?
+        }
+        None => tracing::warn!("no --db given: the certificate is not recorded in an issuance log"),
+    }
+    Ok(issued.pem)
+}
+
+fn serve(a: ServeArgs) -> Result<()> {
+    let key = SharedKey::from(load_key(&a.ca_key)?);
+    let ca_pem = read(&a.ca)?;
+    let ca = CertificateAuthority::new(&ca_pem, key.clone())
+        .with_context(|| format!("CA {}", a.ca.display()))?;
+    let ocsp = pki::ocsp::OcspResponder::new(ca.cert_der().to_vec(), key)
+        .map_err(|e| anyhow::anyhow!("OCSP responder: {e}"))?;
+    let policy = load_policy(a.config.as_deref())?;
+    let dur = |flag: &str, s: &str| -> Result<time::Duration> {
+        let d =
+            pki::duration::parse_go_duration(s).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))?;
+        Ok(time::Duration::try_from(d)?)
+    };
+    let ocsp_validity = dur("ocsp-validity", &a.ocsp_validity)?;
+    let crl_validity = dur("crl-validity", &a.crl_validity)?;
+    let log = CertLog::open(db_path(&a.db)).with_context(|| format!("issuance log {}", a.db))?;
+    let state = Arc::new(ca_api::CaState {
+        label: ca.subject().to_string(),
+        ca,
+        ocsp,
+        ocsp_validity,
+        crl_validity,
+        policy,
+        log,
+    });
+    runtime()?.block_on(async move {
+        let addr = format!("{}:{}", a.address, a.port);
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let local = listener.local_addr()?;
+        eprintln!("portcullis ca serve: listening on http://{local}");
+        tracing::info!(%local, "CA API listening");
+        ca_api::serve(listener, state, shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn revoke(
+    serial: String,
+    aki: Option<String>,
+    reason: String,
+    db: Option<String>,
+    ca: Option<PathBuf>,
+    remote: Option<String>,
+) -> Result<()> {
+    let serial = if let Some(h) = serial.strip_prefix("0x") {
+        pki::serial::Serial::from_hex(h)
+    } else {
+        pki::serial::Serial::from_decimal(&serial)
+    }
+    .context("--serial must be a decimal number (or hex with 0x)")?;
+    let reason: pki::revocation::RevocationReason = reason
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--reason: {e}"))?;
+    let aki = match (aki, &ca) {
+        (Some(a), _) => a.to_ascii_lowercase().replace(':', ""),
+        (None, Some(ca)) => pki::info::cert_info(&read(ca)?)?.subject_key_id,
+        (None, None) if remote.is_some() => String::new(),
+        (None, None) => bail!("give --aki or --ca to name the issuer"),
+    };
+    if let Some(remote) = remote {
+        let client = ca_api::client::RemoteCa::new(&remote)?;
+        let body = serde_json::json!({
+            "serial": serial.to_decimal(),
+            "authority_key_id": aki,
+            "reason": reason.as_str(),
+        });
+        runtime()?.block_on(client.call("revoke", &body))?;
+        return Ok(());
+    }
+    let db = db.context("give --db (the issuance log) or --remote")?;
+    let log = CertLog::open(db_path(&db))?;
+    log.revoke(
+        &serial.to_decimal(),
+        &aki,
+        reason,
+        OffsetDateTime::now_utc(),
+    )?;
+    eprintln!(
+        "revoked serial {} ({})",
+        serial.to_decimal(),
+        reason.as_str()
+    );
+    Ok(())
 }

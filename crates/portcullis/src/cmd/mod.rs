@@ -2,6 +2,7 @@
 
 pub mod ca;
 pub mod cert;
+pub mod files;
 pub mod verify;
 
 use std::process::ExitCode;
