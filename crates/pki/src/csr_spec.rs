@@ -163,7 +163,12 @@ impl CsrSpec {
         let mut push_all = |ty: DnType, get: fn(&NameSpec) -> &Option<String>| {
             for n in &self.names {
                 if let Some(v) = get(n).as_deref().filter(|v| !v.is_empty()) {
-                    dn.push(ty.clone(), v);
+                    // X.520 asks for PrintableString where the value allows
+                    // it (countries always); UTF8String otherwise.
+                    match rcgen::string::PrintableString::try_from(v) {
+                        Ok(p) => dn.push(ty.clone(), rcgen::DnValue::PrintableString(p)),
+                        Err(_) => dn.push(ty.clone(), v),
+                    }
                 }
             }
         };

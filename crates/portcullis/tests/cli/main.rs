@@ -1,0 +1,7 @@
+//! Integration tests of the `portcullis` binary against real peers
+//! (openssl, the stock cfssl client and server, curl). One test binary for
+//! the crate; each module is one area.
+
+mod common;
+
+mod ca_interop;
