@@ -177,8 +177,11 @@ pub fn run(c: CaCommand) -> Result<()> {
             let spec = CsrSpec::from_json(&read(&csr_json)?)
                 .with_context(|| format!("in {}", csr_json.display()))?;
             let policy = load_policy(signer.config.as_deref())?;
-            // Refuse an unknown profile before making a key.
-            policy.profile(&signer.profile)?;
+            // Refuse an unknown profile before making a key (without a
+            // config, a remote CA is the judge of its profiles).
+            if signer.remote.is_none() || signer.config.is_some() {
+                policy.profile(&signer.profile)?;
+            }
             let (key, csr) = spec.generate()?;
             let hosts = (!spec.hosts.is_empty()).then(|| spec.hosts.clone());
             let cert = sign_csr(&signer, &policy, csr.as_bytes(), hosts)?;
@@ -299,14 +302,19 @@ fn sign_csr(
     csr: &[u8],
     hosts: Option<Vec<String>>,
 ) -> Result<String> {
-    let profile = policy.profile(&a.profile)?;
-    let remote = a.remote.clone().or_else(|| profile.remote.clone());
+    let profile = match policy.profile(&a.profile) {
+        Ok(p) => Some(p),
+        // Without a local config, the remote CA knows its own profiles.
+        Err(_) if a.remote.is_some() && a.config.is_none() => None,
+        Err(e) => return Err(e.into()),
+    };
+    let remote = a
+        .remote
+        .clone()
+        .or_else(|| profile.and_then(|p| p.remote.clone()));
     if let Some(remote) = remote {
         let client = ca_api::client::RemoteCa::new(&remote)?;
-        let auth = profile
-            .remote_auth_key
-            .as_ref()
-            .or(profile.auth_key.as_ref());
+        let auth = profile.and_then(|p| p.remote_auth_key.as_ref().or(p.auth_key.as_ref()));
         let mut req = serde_json::json!({
             "certificate_request": String::from_utf8_lossy(csr),
             "profile": a.profile,
