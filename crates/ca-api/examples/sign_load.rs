@@ -383,16 +383,23 @@ async fn run(args: Args) -> Result<bool, String> {
     total.latencies.sort_unstable();
 
     let unsent = args.requests.saturating_sub(total.ok + total.errors);
-    let line = serde_json::json!({
-        "requests": args.requests,
-        "ok": total.ok,
-        "errors": total.errors,
-        "unsent": unsent,
-        "seconds": round3(seconds),
-        "per_second": round3(if seconds > 0.0 { total.ok as f64 / seconds } else { 0.0 }),
-        "p50_ms": round3(percentile_ms(&total.latencies, 50.0)),
-        "p99_ms": round3(percentile_ms(&total.latencies, 99.0)),
-    });
+    let per_second = if seconds > 0.0 {
+        total.ok as f64 / seconds
+    } else {
+        0.0
+    };
+    // Written by hand to keep the fields in this order.
+    let line = format!(
+        r#"{{"requests":{},"ok":{},"errors":{},"unsent":{},"seconds":{},"per_second":{},"p50_ms":{},"p99_ms":{}}}"#,
+        args.requests,
+        total.ok,
+        total.errors,
+        unsent,
+        round3(seconds),
+        round3(per_second),
+        round3(percentile_ms(&total.latencies, 50.0)),
+        round3(percentile_ms(&total.latencies, 99.0)),
+    );
     println!("{line}");
     if let Some(e) = &total.first_error {
         eprintln!("sign_load: {} error(s); first: {e}", total.errors);
