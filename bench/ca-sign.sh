@@ -232,7 +232,7 @@ bench_one() {
   if ! start_server "$name"; then
     status[$name]="SKIPPED (did not start in ${START_TIMEOUT}s)"
     if [[ $name == portcullis ]]; then
-      echo "portcullis ca serve unavailable: SKIPPED (no HTTP answer within ${START_TIMEOUT}s; log: $(tail -n 3 "$work/$name.log" | tr '\n' ' '))"
+      echo "portcullis ca serve unavailable: SKIPPED (no HTTP answer within ${START_TIMEOUT}s; last log lines: $(tail -n 3 "$work/$name.log" | tr '\n' ' '))"
     else
       echo "ca-sign: $name did not start; log:" >&2
       tail -n 20 "$work/$name.log" >&2
@@ -300,7 +300,11 @@ echo "cfssl: $(cfssl version 2>/dev/null | sed -n 's/^Version: //p'), portcullis
 echo
 printf '%-12s %10s %14s %9s %9s %8s  %s\n' server certs/s "cpu ms/cert" "p50 ms" "p99 ms" ok status
 for name in $SERVERS; do
-  printf '%-12s %10s %14s %9s %9s %8s  %s\n' "$name" "${rate[$name]:--}" "${cpu[$name]:--}" \
+  shown_rate=-
+  if [[ -n ${rate[$name]:-} ]]; then
+    shown_rate=$(awk -v r="${rate[$name]}" 'BEGIN { printf "%.0f", r }')
+  fi
+  printf '%-12s %10s %14s %9s %9s %8s  %s\n' "$name" "$shown_rate" "${cpu[$name]:--}" \
     "${p50[$name]:--}" "${p99[$name]:--}" "${okn[$name]:--}" "${status[$name]:-not run}"
 done
 echo
