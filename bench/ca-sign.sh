@@ -12,7 +12,8 @@
 # Environment: REQUESTS (5000), CONCURRENCY (8), WARMUP (200), MAX_SECONDS (120,
 # per run), START_TIMEOUT (10 s per server), AUTHSIGN=1 (use /authsign with an
 # HMAC key instead of /sign), KEEP=1 (keep the temp dir), SERVERS (space-separated
-# subset of "cfssl cfssl-db portcullis").
+# subset of "cfssl cfssl-db portcullis"), PORTCULLIS (path of a prebuilt
+# portcullis binary to measure instead of building this checkout's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,12 +44,18 @@ target_dir=${CARGO_TARGET_DIR:-target}
 echo "ca-sign: building sign_load and portcullis (release)" >&2
 cargo build --release --locked -q -p ca-api --example sign_load
 sign_load=$target_dir/release/examples/sign_load
-portcullis_bin=$target_dir/release/portcullis
 portcullis_build=ok
-if ! cargo build --release --locked -q -p portcullis --bin portcullis; then
-  portcullis_build=failed
-  echo "ca-sign: building portcullis failed; it will be SKIPPED" >&2
+if [[ -n ${PORTCULLIS:-} ]]; then
+  portcullis_bin=$PORTCULLIS # a prebuilt binary, e.g. another checkout's
+else
+  portcullis_bin=$target_dir/release/portcullis
+  if ! cargo build --release --locked -q -p portcullis --bin portcullis; then
+    portcullis_build=failed
+    echo "ca-sign: building portcullis failed; it will be SKIPPED" >&2
+  fi
 fi
+
+loadavg=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ------------------------------------------------------------ temp dir, cleanup
 work=$(mktemp -d -t portcullis-bench.XXXXXX)
@@ -206,7 +213,7 @@ start_server() {
   return 1
 }
 
-declare -A status rate cpu p50 p99 okn errn secs
+declare -A status rate cpu gen p50 p99 okn errn secs
 
 load_args() {
   local -a a=(--url "http://127.0.0.1:$port" --concurrency "$CONCURRENCY"
@@ -271,6 +278,8 @@ bench_one() {
   p99[$name]=$(json_field "$out" p99_ms)
   secs[$name]=$(json_field "$out" seconds)
   cpu[$name]=$(awk -v t="$ticks" -v hz="$clk_tck" -v n="${okn[$name]}" 'BEGIN { printf "%.3f", t * 1000 / hz / n }')
+  gen[$name]=$(awk -v c="$(json_field "$out" client_cpu_ms)" -v n="${okn[$name]}" \
+    'BEGIN { if (c != "") printf "%.3f", c / n; else print "-" }')
   status[$name]=ok
   if [[ ${errn[$name]} != 0 || $(json_field "$out" unsent) != 0 ]]; then
     status[$name]="ok, but $(json_field "$out" errors) errors, $(json_field "$out" unsent) unsent: $(head -c 200 "$work/$name.load.err" | tr '\n' ' ')"
@@ -296,17 +305,19 @@ ratio() { # ratio A B -> A/B with 2 decimals, or "-"
 echo
 echo "CA signing benchmark: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1))"
 echo "load: $REQUESTS x POST /api/v1/cfssl/$([[ -n $auth_key ]] && echo authsign || echo sign), P-256 CSRs, profile client, $CONCURRENCY keep-alive connections, warm-up $WARMUP"
-echo "cfssl: $(cfssl version 2>/dev/null | sed -n 's/^Version: //p'), portcullis: $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+echo "cfssl: $(cfssl version 2>/dev/null | sed -n 's/^Version: //p'), portcullis: ${PORTCULLIS:-$(git rev-parse --short HEAD 2>/dev/null || echo '?')}, load average at start: $loadavg"
 echo
-printf '%-12s %10s %14s %9s %9s %8s  %s\n' server certs/s "cpu ms/cert" "p50 ms" "p99 ms" ok status
+printf '%-12s %10s %14s %9s %9s %8s %14s  %s\n' server certs/s "cpu ms/cert" "p50 ms" "p99 ms" ok "load ms/cert" status
 for name in $SERVERS; do
   shown_rate=-
   if [[ -n ${rate[$name]:-} ]]; then
     shown_rate=$(awk -v r="${rate[$name]}" 'BEGIN { printf "%.0f", r }')
   fi
-  printf '%-12s %10s %14s %9s %9s %8s  %s\n' "$name" "$shown_rate" "${cpu[$name]:--}" \
-    "${p50[$name]:--}" "${p99[$name]:--}" "${okn[$name]:--}" "${status[$name]:-not run}"
+  printf '%-12s %10s %14s %9s %9s %8s %14s  %s\n' "$name" "$shown_rate" "${cpu[$name]:--}" \
+    "${p50[$name]:--}" "${p99[$name]:--}" "${okn[$name]:--}" "${gen[$name]:--}" "${status[$name]:-not run}"
 done
+echo
+echo "cpu ms/cert: the server's user+system CPU time per certificate; load ms/cert: the load generator's"
 echo
 echo "ratios (throughput: higher is better for portcullis; CPU per cert: lower is better)"
 for base in cfssl cfssl-db; do
