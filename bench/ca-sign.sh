@@ -213,7 +213,7 @@ start_server() {
   return 1
 }
 
-declare -A status rate cpu gen p50 p99 okn errn secs
+declare -A status rate cpu gen p50 p99 okn errn
 
 load_args() {
   local -a a=(--url "http://127.0.0.1:$port" --concurrency "$CONCURRENCY"
@@ -276,7 +276,6 @@ bench_one() {
   rate[$name]=$(json_field "$out" per_second)
   p50[$name]=$(json_field "$out" p50_ms)
   p99[$name]=$(json_field "$out" p99_ms)
-  secs[$name]=$(json_field "$out" seconds)
   cpu[$name]=$(awk -v t="$ticks" -v hz="$clk_tck" -v n="${okn[$name]}" 'BEGIN { printf "%.3f", t * 1000 / hz / n }')
   gen[$name]=$(awk -v c="$(json_field "$out" client_cpu_ms)" -v n="${okn[$name]}" \
     'BEGIN { if (c != "") printf "%.3f", c / n; else print "-" }')
