@@ -13,7 +13,9 @@
 # per run), START_TIMEOUT (10 s per server), AUTHSIGN=1 (use /authsign with an
 # HMAC key instead of /sign), KEEP=1 (keep the temp dir), SERVERS (space-separated
 # subset of "cfssl cfssl-db portcullis"), PORTCULLIS (path of a prebuilt
-# portcullis binary to measure instead of building this checkout's).
+# portcullis binary to measure instead of building this checkout's), BENCH_DIR
+# (where the temp dir with the CA and the cert DBs goes; default $TMPDIR or /tmp,
+# and it should be on a disk, not tmpfs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -58,7 +60,12 @@ fi
 loadavg=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ------------------------------------------------------------ temp dir, cleanup
-work=$(mktemp -d -t portcullis-bench.XXXXXX)
+# The cert DBs live here: it must be a disk, or "durably recorded" costs nothing.
+work=$(mktemp -d -p "${BENCH_DIR:-${TMPDIR:-/tmp}}" portcullis-bench.XXXXXX)
+fs_type=$(stat -f -c %T "$work")
+if [[ $fs_type == tmpfs || $fs_type == ramfs ]]; then
+  echo "ca-sign: WARNING: $work is on $fs_type: fsync is free there, the DB figures are not durable ones; set BENCH_DIR to a directory on disk" >&2
+fi
 server_pid=
 
 stop_server() {
@@ -304,7 +311,7 @@ ratio() { # ratio A B -> A/B with 2 decimals, or "-"
 echo
 echo "CA signing benchmark: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1))"
 echo "load: $REQUESTS x POST /api/v1/cfssl/$([[ -n $auth_key ]] && echo authsign || echo sign), P-256 CSRs, profile client, $CONCURRENCY keep-alive connections, warm-up $WARMUP"
-echo "cfssl: $(cfssl version 2>/dev/null | sed -n 's/^Version: //p'), portcullis: ${PORTCULLIS:-$(git rev-parse --short HEAD 2>/dev/null || echo '?')}, load average at start: $loadavg"
+echo "cfssl: $(cfssl version 2>/dev/null | sed -n 's/^Version: //p'), portcullis: ${PORTCULLIS:-$(git rev-parse --short HEAD 2>/dev/null || echo '?')}, load average at start: $loadavg, DBs on $fs_type"
 echo
 printf '%-12s %10s %14s %9s %9s %8s %14s  %s\n' server certs/s "cpu ms/cert" "p50 ms" "p99 ms" ok "load ms/cert" status
 for name in $SERVERS; do
