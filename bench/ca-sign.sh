@@ -61,6 +61,7 @@ loadavg=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ------------------------------------------------------------ temp dir, cleanup
 # The cert DBs live here: it must be a disk, or "durably recorded" costs nothing.
+load_pid=
 work=$(mktemp -d -p "${BENCH_DIR:-${TMPDIR:-/tmp}}" portcullis-bench.XXXXXX)
 fs_type=$(stat -f -c %T "$work")
 if [[ $fs_type == tmpfs || $fs_type == ramfs ]]; then
@@ -83,6 +84,10 @@ stop_server() {
 }
 
 cleanup() {
+  if [[ -n $load_pid ]]; then
+    kill "$load_pid" 2>/dev/null || true
+    wait "$load_pid" 2>/dev/null || true
+  fi
   stop_server
   if [[ $KEEP == 1 ]]; then
     echo "ca-sign: kept $work" >&2
@@ -222,6 +227,18 @@ start_server() {
 
 declare -A status rate cpu gen p50 p99 okn errn
 
+# run_load OUT ERR ARGS…: sign_load in the background, so that a signal's trap
+# runs at once (bash defers traps until a foreground command ends).
+run_load() {
+  local out=$1 err=$2 rc=0
+  shift 2
+  "$sign_load" "$@" >"$out" 2>"$err" &
+  load_pid=$!
+  wait "$load_pid" || rc=$?
+  load_pid=
+  return "$rc"
+}
+
 load_args() {
   local -a a=(--url "http://127.0.0.1:$port" --concurrency "$CONCURRENCY"
     --profile client --max-seconds "$MAX_SECONDS")
@@ -257,7 +274,7 @@ bench_one() {
   mapfile -t args < <(load_args)
 
   echo "ca-sign: $name: warm-up, $WARMUP requests" >&2
-  if ! "$sign_load" "${args[@]}" --requests "$WARMUP" >/dev/null 2>"$work/$name.warmup.err"; then
+  if ! run_load /dev/null "$work/$name.warmup.err" "${args[@]}" --requests "$WARMUP"; then
     status[$name]="FAILED (warm-up: $(head -c 300 "$work/$name.warmup.err" | tr '\n' ' '))"
     stop_server
     return
@@ -265,7 +282,8 @@ bench_one() {
 
   echo "ca-sign: $name: $REQUESTS requests, $CONCURRENCY connections" >&2
   before=$(cpu_ticks "$server_pid")
-  out=$("$sign_load" "${args[@]}" --requests "$REQUESTS" 2>"$work/$name.load.err") || true
+  run_load "$work/$name.load.out" "$work/$name.load.err" "${args[@]}" --requests "$REQUESTS" || true
+  out=$(<"$work/$name.load.out")
   after=$(cpu_ticks "$server_pid" 2>/dev/null) || after=
   stop_server
   if [[ -z $after ]]; then
