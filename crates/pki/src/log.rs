@@ -65,7 +65,7 @@ impl CertRecord {
 
 struct Job {
     rec: CertRecord,
-    done: mpsc::SyncSender<Result<()>>,
+    done: tokio::sync::oneshot::Sender<Result<()>>,
 }
 
 /// The issuance log (one SQLite file).
@@ -133,8 +133,9 @@ fn migrate(conn: &Connection) -> Result<()> {
                pem TEXT NOT NULL,
                PRIMARY KEY (serial_number, authority_key_identifier)
              );
+             -- Partial: issuing a (good) certificate never touches it.
              CREATE INDEX IF NOT EXISTS certificates_revoked
-               ON certificates (authority_key_identifier, status);
+               ON certificates (authority_key_identifier) WHERE status = 'revoked';
              CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
              PRAGMA user_version = 1;
              COMMIT;",
@@ -172,22 +173,34 @@ impl CertLog {
         &self.path
     }
 
+    fn submit(&self, rec: CertRecord) -> Result<tokio::sync::oneshot::Receiver<Result<()>>> {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        let tx = self
+            .tx
+            .lock()
+            .map_err(|_| PkiError::Log("writer lock poisoned".into()))?;
+        let tx = tx
+            .as_ref()
+            .ok_or_else(|| PkiError::Log("issuance log is closed".into()))?;
+        tx.send(Job { rec, done })
+            .map_err(|_| PkiError::Log("issuance log writer stopped".into()))?;
+        Ok(wait)
+    }
+
     /// Records a certificate; returns only once it is durable. A duplicate
-    /// (serial, AKI) is an error: serials never repeat.
+    /// (serial, AKI) is an error: serials never repeat. Blocks the calling
+    /// thread: not for use inside an async runtime (see [`Self::record_async`]).
     pub fn record(&self, rec: CertRecord) -> Result<()> {
-        let (done, wait) = mpsc::sync_channel(1);
-        {
-            let tx = self
-                .tx
-                .lock()
-                .map_err(|_| PkiError::Log("writer lock poisoned".into()))?;
-            let tx = tx
-                .as_ref()
-                .ok_or_else(|| PkiError::Log("issuance log is closed".into()))?;
-            tx.send(Job { rec, done })
-                .map_err(|_| PkiError::Log("issuance log writer stopped".into()))?;
-        }
-        wait.recv()
+        self.submit(rec)?
+            .blocking_recv()
+            .map_err(|_| PkiError::Log("issuance log writer stopped".into()))?
+    }
+
+    /// [`Self::record`] for async callers: waits for the group commit
+    /// without holding a thread.
+    pub async fn record_async(&self, rec: CertRecord) -> Result<()> {
+        let wait = self.submit(rec)?;
+        wait.await
             .map_err(|_| PkiError::Log("issuance log writer stopped".into()))?
     }
 
