@@ -5,3 +5,5 @@
 mod common;
 
 mod ca_interop;
+mod ca_bad_input;
+mod ca_crash;
