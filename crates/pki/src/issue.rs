@@ -214,20 +214,6 @@ impl<K: SigningKey> CertificateAuthority<K> {
             Some(h) if !h.is_empty() => hosts_to_sans(h)?,
             _ => csr.sans,
         };
-        if let Some(re) = &profile.name_whitelist {
-            let cn = params
-                .distinguished_name
-                .get(&rcgen::DnType::CommonName)
-                .map(dn_value_text);
-            let names = cn
-                .into_iter()
-                .chain(params.subject_alt_names.iter().map(san_to_string));
-            for n in names {
-                if !re.is_match(&n) {
-                    return Err(PkiError::NameNotAllowed(n));
-                }
-            }
-        }
         params.is_ca = if let Some(cac) = profile.ca {
             // The child's path length: the tightest of profile, request and issuer.
             let issuer_limit = match self.path_len {
@@ -252,6 +238,22 @@ impl<K: SigningKey> CertificateAuthority<K> {
         } else {
             IsCa::ExplicitNoCa
         };
+        // Names last, as documented: a CA request to a leaf profile is
+        // refused as such, not for its (CA-like) name.
+        if let Some(re) = &profile.name_whitelist {
+            let cn = params
+                .distinguished_name
+                .get(&rcgen::DnType::CommonName)
+                .map(dn_value_text);
+            let names = cn
+                .into_iter()
+                .chain(params.subject_alt_names.iter().map(san_to_string));
+            for n in names {
+                if !re.is_match(&n) {
+                    return Err(PkiError::NameNotAllowed(n));
+                }
+            }
+        }
         params.key_usages = profile.key_usages.clone();
         if profile.ca.is_some() && !params.key_usages.contains(&KeyUsagePurpose::KeyCertSign) {
             params.key_usages.push(KeyUsagePurpose::KeyCertSign);
