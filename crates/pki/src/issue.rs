@@ -265,13 +265,24 @@ impl<K: SigningKey> CertificateAuthority<K> {
                 uris: vec![url.clone()],
             }];
         }
-        let not_before = now - profile.backdate;
-        let mut not_after = now + profile.expiry;
-        if not_after > self.not_after {
-            // Never outlive the issuer: cap rather than fail (CFSSL would
-            // issue a certificate that no verifier accepts past the CA's end).
-            not_after = self.not_after;
-        }
+        // X.509 validity starts at 1950 (UTCTime); rcgen panics on years it
+        // cannot encode, so an out-of-range backdate is an error here.
+        let not_before = time::Duration::try_from(profile.backdate)
+            .ok()
+            .and_then(|d| now.checked_sub(d))
+            .filter(|t| t.year() >= 1950)
+            .ok_or_else(|| {
+                PkiError::Generate(format!(
+                    "profile {profile_name:?}: a backdate of {}s puts notBefore before 1950",
+                    profile.backdate.as_secs()
+                ))
+            })?;
+        // Never outlive the issuer: cap rather than fail (CFSSL would
+        // issue a certificate that no verifier accepts past the CA's end).
+        let not_after = time::Duration::try_from(profile.expiry)
+            .ok()
+            .and_then(|d| now.checked_add(d))
+            .map_or(self.not_after, |t| t.min(self.not_after));
         params.not_before = not_before;
         params.not_after = not_after;
         let serial = Serial::random();

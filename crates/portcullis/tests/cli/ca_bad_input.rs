@@ -189,6 +189,14 @@ fn api_malformed_json_is_refused_on_every_endpoint() {
             "invalid certificate request JSON",
         );
     }
+    // Regression: a zero CA lifetime made a root that was expired at birth.
+    s.refused(
+        "init_ca",
+        br#"{"CN":"Root","ca":{"expiry":"0"}}"#,
+        400,
+        9003,
+        "ca.expiry must be positive",
+    );
     // Well-formed JSON of the wrong shape.
     s.refused("sign", b"", 400, 7002, "invalid JSON");
     s.refused(
@@ -229,6 +237,12 @@ fn api_malformed_json_is_refused_on_every_endpoint() {
     let (status, body) = curl_get(&format!("{}?expiry=-5h", s.url("crl")));
     assert_eq!(status, 400, "{body}");
     assert_cfssl_error(&body, 7002, "negative duration");
+    // Regression: a zero lifetime was a 500 (nextUpdate == thisUpdate).
+    for zero in ["0", "0s", "0.1ns"] {
+        let (status, body) = curl_get(&format!("{}?expiry={zero}", s.url("crl")));
+        assert_eq!(status, 400, "expiry={zero}: {body}");
+        assert_cfssl_error(&body, 7002, "expiry must be positive");
+    }
     s.assert_alive();
     assert_eq!(s.rows(), before);
 }
@@ -783,7 +797,12 @@ fn cli_fixture() -> tempfile::TempDir {
         ],
     ));
     write(d, "garbage.txt", "this is neither PEM nor DER\n");
-    write(d, "bad-config.json", r#"{"signing":{"profiles":{"x":{"usages":["flying"]}}}"#);
+    write(d, "bad-config.json", r#"{"signing":{"profiles":{"x":{"usages":["flying"]}}}}"#);
+    write(
+        d,
+        "backdate-config.json",
+        r#"{"signing":{"profiles":{"old":{"usages":["signing"],"expiry":"1h","backdate":"27000000h"}}}}"#,
+    );
     write(d, "good.json", r#"{"CN":"api.acme.test","hosts":["api.acme.test"]}"#);
     write(d, "evil.json", r#"{"CN":"evil.example.com","hosts":["evil.example.com"]}"#);
     write(d, "weak.json", r#"{"CN":"api.acme.test","key":{"algo":"rsa","size":1024}}"#);
@@ -817,6 +836,11 @@ fn cli_init_refuses_bad_input_and_writes_nothing() {
             "expiry.json",
             r#"{"CN":"Root","ca":{"expiry":"forever"}}"#,
             "ca.expiry",
+        ),
+        (
+            "expiry0.json",
+            r#"{"CN":"Root","ca":{"expiry":"0s"}}"#,
+            "ca.expiry must be positive",
         ),
         (
             "pathlen.json",
@@ -892,6 +916,18 @@ fn cli_gencert_refuses_bad_input_and_writes_nothing() {
     run(with_ca("ca-key.pem", "ca-key.pem"), "no CERTIFICATE block");
     run(with_ca("ca.pem", "other/ca-key.pem"), "does not match the CA certificate");
     run(with_ca("leaf.pem", "leaf-key.pem"), "the certificate is not a CA");
+    // Regression: a backdate reaching before 1950 made rcgen panic at
+    // signing time; it is now refused when the configuration is read.
+    run(
+        [
+            "ca", "gencert", "good.json", "--ca", "ca.pem", "--ca-key", "ca-key.pem", "--config",
+            "backdate-config.json", "--profile", "old",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        "backdate \"27000000h\" reaches before 1950",
+    );
     run(
         [
             "ca", "gencert", "good.json", "--ca", "ca.pem", "--ca-key", "ca-key.pem", "--config",
@@ -1007,5 +1043,34 @@ fn cli_remote_refusal_writes_nothing() {
             "plain",
         ],
         "cannot reach the CA",
+    );
+}
+
+#[test]
+fn cli_serve_refuses_a_config_that_cannot_sign() {
+    let dir = cli_fixture();
+    let d = dir.path();
+    let port = free_port().to_string();
+    for (config, needle) in [
+        ("bad-config.json", "unknown usage \"flying\""),
+        ("backdate-config.json", "reaches before 1950"),
+        ("garbage.txt", "invalid signing configuration"),
+    ] {
+        cli_refused(
+            d,
+            &[
+                "ca", "serve", "--ca", "ca.pem", "--ca-key", "ca-key.pem", "--config", config,
+                "--address", "127.0.0.1", "--port", &port, "--db", "certs.db",
+            ],
+            needle,
+        );
+    }
+    cli_refused(
+        d,
+        &[
+            "ca", "serve", "--ca", "leaf.pem", "--ca-key", "leaf-key.pem", "--config",
+            "config.json", "--address", "127.0.0.1", "--port", &port, "--db", "certs.db",
+        ],
+        "the certificate is not a CA",
     );
 }
