@@ -135,9 +135,9 @@ fn check_public_key(spki: &SubjectPublicKeyInfo<'_>) -> Result<()> {
             .and_then(|p| p.as_oid().ok());
         match curve {
             Some(c) if c == OID_EC_P256 || c == OID_NIST_EC_P384 => Ok(()),
-            Some(c) if c == OID_NIST_EC_P521 => refuse(
-                "ecdsa key on curve P-521 is not allowed (use P-256 or P-384)".into(),
-            ),
+            Some(c) if c == OID_NIST_EC_P521 => {
+                refuse("ecdsa key on curve P-521 is not allowed (use P-256 or P-384)".into())
+            }
             Some(c) => refuse(format!(
                 "ecdsa key on curve {} is not allowed (use P-256 or P-384)",
                 c.to_id_string()

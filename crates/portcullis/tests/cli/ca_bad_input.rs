@@ -71,7 +71,11 @@ impl Served {
         );
         assert_cfssl_error(&text, code, needle);
         self.assert_alive();
-        assert_eq!(self.rows(), before, "{endpoint}: a refused request wrote a row");
+        assert_eq!(
+            self.rows(),
+            before,
+            "{endpoint}: a refused request wrote a row"
+        );
     }
 
     /// POSTs `body`; asserts success and returns `result`.
@@ -133,7 +137,9 @@ fn bad_signature_csr(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     );
     ok(run_in(
         dir,
-        Command::new("openssl").args(["req", "-in", "flip.csr", "-outform", "DER", "-out", "flip.der"]),
+        Command::new("openssl").args([
+            "req", "-in", "flip.csr", "-outform", "DER", "-out", "flip.der",
+        ]),
     ));
     let mut der = std::fs::read(dir.join("flip.der")).expect("read DER");
     let last = der.len() - 1;
@@ -206,7 +212,13 @@ fn api_malformed_json_is_refused_on_every_endpoint() {
         7002,
         "invalid type",
     );
-    s.refused("sign", b"{}", 400, 9003, "missing parameter 'certificate_request'");
+    s.refused(
+        "sign",
+        b"{}",
+        400,
+        9003,
+        "missing parameter 'certificate_request'",
+    );
     s.refused(
         "sign",
         br#"{"certificate_request": "   "}"#,
@@ -306,7 +318,13 @@ fn api_sign_refuses_a_pem_that_is_not_a_csr() {
         1003,
         "cannot parse certificate",
     );
-    s.refused("certinfo", br#"{}"#, 400, 1001, "missing parameter 'certificate'");
+    s.refused(
+        "certinfo",
+        br#"{}"#,
+        400,
+        1001,
+        "missing parameter 'certificate'",
+    );
     // A CSR bigger than the CSR limit but under the body limit.
     let big = format!(
         "-----BEGIN CERTIFICATE REQUEST-----\n{}\n-----END CERTIFICATE REQUEST-----\n",
@@ -374,7 +392,8 @@ fn api_sign_refuses_names_outside_the_whitelist() {
         &["-addext", "subjectAltName=DNS:web.acme.test,DNS:other.test"],
     );
     let san_only = read_text(&san_only);
-    let refused_name = |n: &str| format!("name {n:?} is not permitted by the profile's name_whitelist");
+    let refused_name =
+        |n: &str| format!("name {n:?} is not permitted by the profile's name_whitelist");
     s.refused(
         "sign",
         &sign_body(&evil, "server", json!({})),
@@ -392,7 +411,11 @@ fn api_sign_refuses_names_outside_the_whitelist() {
     // A hosts override that leaves the whitelist.
     s.refused(
         "sign",
-        &sign_body(&good, "server", json!({ "hosts": ["api.acme.test", "evil.example.com"] })),
+        &sign_body(
+            &good,
+            "server",
+            json!({ "hosts": ["api.acme.test", "evil.example.com"] }),
+        ),
         400,
         5005,
         &refused_name("evil.example.com"),
@@ -406,7 +429,11 @@ fn api_sign_refuses_names_outside_the_whitelist() {
     );
     s.refused(
         "sign",
-        &sign_body(&good, "server", json!({ "hostname": "api.acme.test,evil.example.com" })),
+        &sign_body(
+            &good,
+            "server",
+            json!({ "hostname": "api.acme.test,evil.example.com" }),
+        ),
         400,
         5005,
         &refused_name("evil.example.com"),
@@ -422,7 +449,11 @@ fn api_sign_refuses_names_outside_the_whitelist() {
     // Nor does a subject override.
     s.refused(
         "sign",
-        &sign_body(&good, "server", json!({ "subject": { "CN": "evil.example.com" } })),
+        &sign_body(
+            &good,
+            "server",
+            json!({ "subject": { "CN": "evil.example.com" } }),
+        ),
         400,
         5005,
         &refused_name("evil.example.com"),
@@ -452,7 +483,11 @@ fn api_sign_refuses_names_outside_the_whitelist() {
     let before = s.rows();
     s.accepted(
         "sign",
-        &sign_body(&good, "server", json!({ "hosts": ["a.acme.test", "b.acme.test"] })),
+        &sign_body(
+            &good,
+            "server",
+            json!({ "hosts": ["a.acme.test", "b.acme.test"] }),
+        ),
     );
     assert_eq!(s.rows(), before + 1);
 }
@@ -529,7 +564,11 @@ fn api_key_size_outside_the_allowed_set_is_refused() {
     // A CSR carrying a key outside the set: the CA does not sign weak or
     // unsupported keys it would never have generated itself.
     for (name, newkey, msg) in [
-        ("rsa1024", &["-newkey", "rsa:1024"][..], "rsa key of 1024 bits"),
+        (
+            "rsa1024",
+            &["-newkey", "rsa:1024"][..],
+            "rsa key of 1024 bits",
+        ),
         (
             "p521",
             &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-521"][..],
@@ -548,7 +587,13 @@ fn api_key_size_outside_the_allowed_set_is_refused() {
     // Inside the set, for contrast.
     let body = serde_json::to_vec(&spec("ecdsa", 384)).expect("JSON");
     s.accepted("newkey", &body);
-    let rsa = openssl_csr(s.path(), "rsa2048", &["-newkey", "rsa:2048"], "/CN=k.acme.test", &[]);
+    let rsa = openssl_csr(
+        s.path(),
+        "rsa2048",
+        &["-newkey", "rsa:2048"],
+        "/CN=k.acme.test",
+        &[],
+    );
     s.signs(&read_text(&rsa), "plain");
 }
 
@@ -593,7 +638,13 @@ fn api_oversized_body_gets_413() {
         "sign", "authsign", "newcert", "newkey", "init_ca", "revoke", "certinfo", "ocspsign",
         "info",
     ] {
-        s.refused(ep, &big, 413, 7003, "request body is larger than 1048576 bytes");
+        s.refused(
+            ep,
+            &big,
+            413,
+            7003,
+            "request body is larger than 1048576 bytes",
+        );
     }
     // Far over the limit too.
     let huge = vec![b' '; 4 * limit];
@@ -617,13 +668,31 @@ fn api_authsign_with_a_wrong_token_is_refused() {
         .expect("JSON")
     };
     let wrong_token = B64.encode(wrong.token(&request));
-    s.refused("authsign", &body(&wrong_token, &request), 400, 7001, "invalid token");
+    s.refused(
+        "authsign",
+        &body(&wrong_token, &request),
+        400,
+        7001,
+        "invalid token",
+    );
     s.refused("authsign", &body("", &request), 400, 7001, "invalid token");
-    s.refused("authsign", &body("%%%", &request), 400, 7001, "invalid token");
+    s.refused(
+        "authsign",
+        &body("%%%", &request),
+        400,
+        7001,
+        "invalid token",
+    );
     // A right token over other bytes (the request was changed in transit).
     let other = sign_body(&csr, "client", json!({ "hosts": ["x.test"] }));
     let token_for_other = B64.encode(right.token(&other));
-    s.refused("authsign", &body(&token_for_other, &request), 400, 7001, "invalid token");
+    s.refused(
+        "authsign",
+        &body(&token_for_other, &request),
+        400,
+        7001,
+        "invalid token",
+    );
     // Malformed envelopes around the request.
     s.refused(
         "authsign",
@@ -653,7 +722,10 @@ fn api_authsign_with_a_wrong_token_is_refused() {
     s.refused("sign", &request, 400, 7001, "authentication required");
     // The right token is accepted and recorded.
     let before = s.rows();
-    s.accepted("authsign", &body(&B64.encode(right.token(&request)), &request));
+    s.accepted(
+        "authsign",
+        &body(&B64.encode(right.token(&request)), &request),
+    );
     assert_eq!(s.rows(), before + 1);
 }
 
@@ -682,7 +754,13 @@ fn api_revoke_ocspsign_and_crl_refuse_bad_input() {
         11003,
         "serial must be a decimal number",
     );
-    s.refused("revoke", &revoke(json!({})), 400, 11003, "serial must be a decimal number");
+    s.refused(
+        "revoke",
+        &revoke(json!({})),
+        400,
+        11003,
+        "serial must be a decimal number",
+    );
     s.refused(
         "revoke",
         &revoke(json!({ "serial": "123456789", "reason": "keycompromise" })),
@@ -788,24 +866,55 @@ fn cli_fixture() -> tempfile::TempDir {
     server_config(d);
     std::fs::create_dir(d.join("other")).expect("mkdir");
     init_ca(&d.join("other"));
-    write(d, "leaf.json", r#"{"CN":"leaf.acme.test","hosts":["leaf.acme.test"]}"#);
+    write(
+        d,
+        "leaf.json",
+        r#"{"CN":"leaf.acme.test","hosts":["leaf.acme.test"]}"#,
+    );
     ok(portcullis(
         d,
         &[
-            "ca", "gencert", "leaf.json", "--ca", "ca.pem", "--ca-key", "ca-key.pem", "--config",
-            "config.json", "--profile", "plain", "--out", "leaf",
+            "ca",
+            "gencert",
+            "leaf.json",
+            "--ca",
+            "ca.pem",
+            "--ca-key",
+            "ca-key.pem",
+            "--config",
+            "config.json",
+            "--profile",
+            "plain",
+            "--out",
+            "leaf",
         ],
     ));
     write(d, "garbage.txt", "this is neither PEM nor DER\n");
-    write(d, "bad-config.json", r#"{"signing":{"profiles":{"x":{"usages":["flying"]}}}}"#);
+    write(
+        d,
+        "bad-config.json",
+        r#"{"signing":{"profiles":{"x":{"usages":["flying"]}}}}"#,
+    );
     write(
         d,
         "backdate-config.json",
         r#"{"signing":{"profiles":{"old":{"usages":["signing"],"expiry":"1h","backdate":"27000000h"}}}}"#,
     );
-    write(d, "good.json", r#"{"CN":"api.acme.test","hosts":["api.acme.test"]}"#);
-    write(d, "evil.json", r#"{"CN":"evil.example.com","hosts":["evil.example.com"]}"#);
-    write(d, "weak.json", r#"{"CN":"api.acme.test","key":{"algo":"rsa","size":1024}}"#);
+    write(
+        d,
+        "good.json",
+        r#"{"CN":"api.acme.test","hosts":["api.acme.test"]}"#,
+    );
+    write(
+        d,
+        "evil.json",
+        r#"{"CN":"evil.example.com","hosts":["evil.example.com"]}"#,
+    );
+    write(
+        d,
+        "weak.json",
+        r#"{"CN":"api.acme.test","key":{"algo":"rsa","size":1024}}"#,
+    );
     dir
 }
 
@@ -814,9 +923,17 @@ fn cli_init_refuses_bad_input_and_writes_nothing() {
     let dir = tempdir();
     let d = dir.path();
     let cases = [
-        ("truncated.json", r#"{"CN":"Root","key":"#, "invalid certificate request JSON"),
+        (
+            "truncated.json",
+            r#"{"CN":"Root","key":"#,
+            "invalid certificate request JSON",
+        ),
         ("empty.json", "{}", "no CN, no names and no hosts"),
-        ("notjson.json", "CN=Root", "invalid certificate request JSON"),
+        (
+            "notjson.json",
+            "CN=Root",
+            "invalid certificate request JSON",
+        ),
         (
             "rsa1024.json",
             r#"{"CN":"Root","key":{"algo":"rsa","size":1024}}"#,
@@ -861,10 +978,18 @@ fn cli_init_refuses_bad_input_and_writes_nothing() {
         cli_refused(d, &["ca", "init", name, "--stdout"], needle);
         cli_refused(d, &["ca", "init", name, "--out", "root"], needle);
     }
-    cli_refused(d, &["ca", "init", "missing.json"], "cannot read missing.json");
+    cli_refused(
+        d,
+        &["ca", "init", "missing.json"],
+        "cannot read missing.json",
+    );
     // A valid request, but the output directory does not exist.
     write(d, "ok.json", r#"{"CN":"Root"}"#);
-    cli_refused(d, &["ca", "init", "ok.json", "--out", "no/such/dir/ca"], "cannot create");
+    cli_refused(
+        d,
+        &["ca", "init", "ok.json", "--out", "no/such/dir/ca"],
+        "cannot create",
+    );
     assert!(!d.join("no").exists());
 }
 
@@ -874,7 +999,14 @@ fn cli_gencert_refuses_bad_input_and_writes_nothing() {
     let d = dir.path();
     let local = |json: &str, extra: &[&'static str]| -> Vec<String> {
         let mut v: Vec<String> = [
-            "ca", "gencert", json, "--ca", "ca.pem", "--ca-key", "ca-key.pem", "--config",
+            "ca",
+            "gencert",
+            json,
+            "--ca",
+            "ca.pem",
+            "--ca-key",
+            "ca-key.pem",
+            "--config",
             "config.json",
         ]
         .iter()
@@ -887,10 +1019,22 @@ fn cli_gencert_refuses_bad_input_and_writes_nothing() {
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
         cli_refused(d, &a, needle);
     };
-    run(local("good.json", &["--profile", "nope"]), "unknown signing profile \"nope\"");
-    run(local("weak.json", &["--profile", "plain"]), "rsa key size 1024 is not allowed");
-    run(local("garbage.txt", &["--profile", "plain"]), "invalid certificate request JSON");
-    run(local("missing.json", &["--profile", "plain"]), "cannot read missing.json");
+    run(
+        local("good.json", &["--profile", "nope"]),
+        "unknown signing profile \"nope\"",
+    );
+    run(
+        local("weak.json", &["--profile", "plain"]),
+        "rsa key size 1024 is not allowed",
+    );
+    run(
+        local("garbage.txt", &["--profile", "plain"]),
+        "invalid certificate request JSON",
+    );
+    run(
+        local("missing.json", &["--profile", "plain"]),
+        "cannot read missing.json",
+    );
     run(
         local("evil.json", &["--profile", "server"]),
         "name \"evil.example.com\" is not permitted",
@@ -901,27 +1045,60 @@ fn cli_gencert_refuses_bad_input_and_writes_nothing() {
     );
     let with_ca = |ca: &str, key: &str| -> Vec<String> {
         [
-            "ca", "gencert", "good.json", "--ca", ca, "--ca-key", key, "--config", "config.json",
-            "--profile", "plain",
+            "ca",
+            "gencert",
+            "good.json",
+            "--ca",
+            ca,
+            "--ca-key",
+            key,
+            "--config",
+            "config.json",
+            "--profile",
+            "plain",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect()
     };
-    run(with_ca("ca.pem", "missing-key.pem"), "cannot read missing-key.pem");
+    run(
+        with_ca("ca.pem", "missing-key.pem"),
+        "cannot read missing-key.pem",
+    );
     run(with_ca("ca.pem", "garbage.txt"), "invalid private key");
     run(with_ca("ca.pem", "ca.pem"), "is not a private key");
-    run(with_ca("garbage.txt", "ca-key.pem"), "cannot parse CA certificate");
-    run(with_ca("missing.pem", "ca-key.pem"), "cannot read missing.pem");
+    run(
+        with_ca("garbage.txt", "ca-key.pem"),
+        "cannot parse CA certificate",
+    );
+    run(
+        with_ca("missing.pem", "ca-key.pem"),
+        "cannot read missing.pem",
+    );
     run(with_ca("ca-key.pem", "ca-key.pem"), "no CERTIFICATE block");
-    run(with_ca("ca.pem", "other/ca-key.pem"), "does not match the CA certificate");
-    run(with_ca("leaf.pem", "leaf-key.pem"), "the certificate is not a CA");
+    run(
+        with_ca("ca.pem", "other/ca-key.pem"),
+        "does not match the CA certificate",
+    );
+    run(
+        with_ca("leaf.pem", "leaf-key.pem"),
+        "the certificate is not a CA",
+    );
     // Regression: a backdate reaching before 1950 made rcgen panic at
     // signing time; it is now refused when the configuration is read.
     run(
         [
-            "ca", "gencert", "good.json", "--ca", "ca.pem", "--ca-key", "ca-key.pem", "--config",
-            "backdate-config.json", "--profile", "old",
+            "ca",
+            "gencert",
+            "good.json",
+            "--ca",
+            "ca.pem",
+            "--ca-key",
+            "ca-key.pem",
+            "--config",
+            "backdate-config.json",
+            "--profile",
+            "old",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -930,7 +1107,14 @@ fn cli_gencert_refuses_bad_input_and_writes_nothing() {
     );
     run(
         [
-            "ca", "gencert", "good.json", "--ca", "ca.pem", "--ca-key", "ca-key.pem", "--config",
+            "ca",
+            "gencert",
+            "good.json",
+            "--ca",
+            "ca.pem",
+            "--ca-key",
+            "ca-key.pem",
+            "--config",
             "bad-config.json",
         ]
         .iter()
@@ -952,30 +1136,80 @@ fn cli_sign_refuses_bad_input_and_writes_nothing() {
         "/CN=Sub CA",
         &["-addext", "basicConstraints=critical,CA:TRUE"],
     );
-    openssl_csr(d, "rsa1024", &["-newkey", "rsa:1024"], "/CN=api.acme.test", &[]);
+    openssl_csr(
+        d,
+        "rsa1024",
+        &["-newkey", "rsa:1024"],
+        "/CN=api.acme.test",
+        &[],
+    );
     ok(run_in(
         d,
-        Command::new("openssl").args(["x509", "-in", "ca.pem", "-outform", "DER", "-out", "ca.der"]),
+        Command::new("openssl")
+            .args(["x509", "-in", "ca.pem", "-outform", "DER", "-out", "ca.der"]),
     ));
-    let good = good.file_name().and_then(|n| n.to_str()).expect("name").to_string();
-    let bad_der = bad_der.file_name().and_then(|n| n.to_str()).expect("name").to_string();
-    let bad_pem = bad_pem.file_name().and_then(|n| n.to_str()).expect("name").to_string();
+    let good = good
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("name")
+        .to_string();
+    let bad_der = bad_der
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("name")
+        .to_string();
+    let bad_pem = bad_pem
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("name")
+        .to_string();
     let sign = |csr: &str, profile: &str, extra: &[&str], needle: &str| {
         let mut a = vec![
-            "ca", "sign", csr, "--ca", "ca.pem", "--ca-key", "ca-key.pem", "--config",
-            "config.json", "--profile", profile, "--db", "certs.db",
+            "ca",
+            "sign",
+            csr,
+            "--ca",
+            "ca.pem",
+            "--ca-key",
+            "ca-key.pem",
+            "--config",
+            "config.json",
+            "--profile",
+            profile,
+            "--db",
+            "certs.db",
         ];
         a.extend_from_slice(extra);
         cli_refused(d, &a, needle);
     };
     sign("ca.pem", "plain", &[], "not a CERTIFICATE REQUEST");
     sign("ca.der", "plain", &[], "not a PKCS#10 request");
-    sign("leaf.pem", "plain", &["--stdout"], "not a CERTIFICATE REQUEST");
+    sign(
+        "leaf.pem",
+        "plain",
+        &["--stdout"],
+        "not a CERTIFICATE REQUEST",
+    );
     sign("garbage.txt", "plain", &[], "not a PKCS#10 request");
     sign("missing.csr", "plain", &[], "cannot read missing.csr");
-    sign(&bad_pem, "plain", &[], "certificate request signature does not verify");
-    sign(&bad_der, "server", &[], "certificate request signature does not verify");
-    sign("sub.csr", "plain", &[], "the profile does not allow issuing CA certificates");
+    sign(
+        &bad_pem,
+        "plain",
+        &[],
+        "certificate request signature does not verify",
+    );
+    sign(
+        &bad_der,
+        "server",
+        &[],
+        "certificate request signature does not verify",
+    );
+    sign(
+        "sub.csr",
+        "plain",
+        &[],
+        "the profile does not allow issuing CA certificates",
+    );
     sign("rsa1024.csr", "plain", &[], "rsa key of 1024 bits");
     sign(&good, "nope", &[], "unknown signing profile \"nope\"");
     sign(
@@ -984,15 +1218,31 @@ fn cli_sign_refuses_bad_input_and_writes_nothing() {
         &["--hosts", "api.acme.test,evil.example.com"],
         "name \"evil.example.com\" is not permitted",
     );
-    sign(&good, "server", &["--hosts", "bad host"], "in hosts is not valid");
+    sign(
+        &good,
+        "server",
+        &["--hosts", "bad host"],
+        "in hosts is not valid",
+    );
     // Nothing was recorded either: the log was never even created.
     assert!(!d.join("certs.db").exists());
     // Without a log, an unwritable output is an error and leaves nothing.
     cli_refused(
         d,
         &[
-            "ca", "sign", &good, "--ca", "ca.pem", "--ca-key", "ca-key.pem", "--config",
-            "config.json", "--profile", "plain", "--out", "no/such/dir/cert",
+            "ca",
+            "sign",
+            &good,
+            "--ca",
+            "ca.pem",
+            "--ca-key",
+            "ca-key.pem",
+            "--config",
+            "config.json",
+            "--profile",
+            "plain",
+            "--out",
+            "no/such/dir/cert",
         ],
         "cannot create",
     );
@@ -1000,8 +1250,19 @@ fn cli_sign_refuses_bad_input_and_writes_nothing() {
     ok(portcullis(
         d,
         &[
-            "ca", "sign", &good, "--ca", "ca.pem", "--ca-key", "ca-key.pem", "--config",
-            "config.json", "--profile", "server", "--db", "certs.db",
+            "ca",
+            "sign",
+            &good,
+            "--ca",
+            "ca.pem",
+            "--ca-key",
+            "ca-key.pem",
+            "--config",
+            "config.json",
+            "--profile",
+            "server",
+            "--db",
+            "certs.db",
         ],
     ));
     assert!(d.join("cert.pem").exists());
@@ -1012,14 +1273,25 @@ fn cli_sign_refuses_bad_input_and_writes_nothing() {
 fn cli_remote_refusal_writes_nothing() {
     let mut s = Served::start();
     let d = s.path().to_path_buf();
-    write(&d, "evil.json", r#"{"CN":"evil.example.com","hosts":["evil.example.com"]}"#);
+    write(
+        &d,
+        "evil.json",
+        r#"{"CN":"evil.example.com","hosts":["evil.example.com"]}"#,
+    );
     openssl_csr(&d, "evil", P256, "/CN=evil.example.com", &[]);
     let url = format!("http://127.0.0.1:{}", s.port);
     let before = s.rows();
     cli_refused(
         &d,
         &[
-            "ca", "gencert", "evil.json", "--remote", &url, "--config", "config.json", "--profile",
+            "ca",
+            "gencert",
+            "evil.json",
+            "--remote",
+            &url,
+            "--config",
+            "config.json",
+            "--profile",
             "server",
         ],
         "name \"evil.example.com\" is not permitted",
@@ -1027,7 +1299,14 @@ fn cli_remote_refusal_writes_nothing() {
     cli_refused(
         &d,
         &[
-            "ca", "sign", "evil.csr", "--remote", &url, "--config", "config.json", "--profile",
+            "ca",
+            "sign",
+            "evil.csr",
+            "--remote",
+            &url,
+            "--config",
+            "config.json",
+            "--profile",
             "server",
         ],
         "is not permitted by the profile's name_whitelist",
@@ -1039,7 +1318,14 @@ fn cli_remote_refusal_writes_nothing() {
     cli_refused(
         &d,
         &[
-            "ca", "gencert", "evil.json", "--remote", &dead, "--config", "config.json", "--profile",
+            "ca",
+            "gencert",
+            "evil.json",
+            "--remote",
+            &dead,
+            "--config",
+            "config.json",
+            "--profile",
             "plain",
         ],
         "cannot reach the CA",
@@ -1059,8 +1345,20 @@ fn cli_serve_refuses_a_config_that_cannot_sign() {
         cli_refused(
             d,
             &[
-                "ca", "serve", "--ca", "ca.pem", "--ca-key", "ca-key.pem", "--config", config,
-                "--address", "127.0.0.1", "--port", &port, "--db", "certs.db",
+                "ca",
+                "serve",
+                "--ca",
+                "ca.pem",
+                "--ca-key",
+                "ca-key.pem",
+                "--config",
+                config,
+                "--address",
+                "127.0.0.1",
+                "--port",
+                &port,
+                "--db",
+                "certs.db",
             ],
             needle,
         );
@@ -1068,8 +1366,20 @@ fn cli_serve_refuses_a_config_that_cannot_sign() {
     cli_refused(
         d,
         &[
-            "ca", "serve", "--ca", "leaf.pem", "--ca-key", "leaf-key.pem", "--config",
-            "config.json", "--address", "127.0.0.1", "--port", &port, "--db", "certs.db",
+            "ca",
+            "serve",
+            "--ca",
+            "leaf.pem",
+            "--ca-key",
+            "leaf-key.pem",
+            "--config",
+            "config.json",
+            "--address",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--db",
+            "certs.db",
         ],
         "the certificate is not a CA",
     );

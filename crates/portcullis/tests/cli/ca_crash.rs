@@ -148,8 +148,7 @@ fn ca_crash_kill9_during_signing_burst_loses_no_issued_certificate() {
     loop {
         let n = seen.lock().expect("lock").received.len();
         let elapsed = start.elapsed();
-        if n >= 1 && (elapsed >= Duration::from_millis(700) || n >= THREADS * MAX_PER_THREAD / 2)
-        {
+        if n >= 1 && (elapsed >= Duration::from_millis(700) || n >= THREADS * MAX_PER_THREAD / 2) {
             break;
         }
         if Instant::now() > poll_until || !seen.lock().expect("lock").unexpected.is_empty() {
@@ -168,29 +167,45 @@ fn ca_crash_kill9_during_signing_burst_loses_no_issued_certificate() {
         "requests failed while the server was up: {:?}",
         seen.unexpected
     );
-    assert!(!seen.received.is_empty(), "no certificate was issued before the kill");
+    assert!(
+        !seen.received.is_empty(),
+        "no certificate was issued before the kill"
+    );
 
     // What the clients hold.
     let mut received = HashSet::new();
     for (i, pem) in seen.received.iter().enumerate() {
         let (serial, aki) = serial_and_aki(d, pem, i);
         assert_eq!(aki, ca_ski, "certificate {i} names another issuer");
-        assert!(received.insert(serial.clone()), "serial {serial} was issued twice");
+        assert!(
+            received.insert(serial.clone()),
+            "serial {serial} was issued twice"
+        );
     }
 
     // Restart on the same log.
     let (_server, port) = start_ca_serve(d, &[]);
     let db = d.join("certs.db");
-    assert_eq!(sqlite(&db, "PRAGMA integrity_check;"), vec!["ok".to_string()]);
+    assert_eq!(
+        sqlite(&db, "PRAGMA integrity_check;"),
+        vec!["ok".to_string()]
+    );
     let logged: Vec<String> = sqlite(&db, "SELECT serial_number FROM certificates;");
     let logged_set: HashSet<&String> = logged.iter().collect();
-    assert_eq!(logged_set.len(), logged.len(), "a serial repeats in the log");
+    assert_eq!(
+        logged_set.len(),
+        logged.len(),
+        "a serial repeats in the log"
+    );
     let repeats = sqlite(
         &db,
         "SELECT serial_number FROM certificates GROUP BY serial_number HAVING count(*) > 1;",
     );
     assert!(repeats.is_empty(), "serials repeat: {repeats:?}");
-    let lost: Vec<&String> = received.iter().filter(|s| !logged_set.contains(s)).collect();
+    let lost: Vec<&String> = received
+        .iter()
+        .filter(|s| !logged_set.contains(s))
+        .collect();
     assert!(
         lost.is_empty(),
         "{} of {} received certificates are not in the log after the crash: {lost:?}",
@@ -214,7 +229,10 @@ fn ca_crash_kill9_during_signing_burst_loses_no_issued_certificate() {
     let v: Value = serde_json::from_str(&text).expect("JSON");
     let pem = v["result"]["certificate"].as_str().expect("certificate");
     let (serial, _) = serial_and_aki(d, pem, usize::MAX);
-    assert!(!logged_set.contains(&serial), "the restarted CA reused serial {serial}");
+    assert!(
+        !logged_set.contains(&serial),
+        "the restarted CA reused serial {serial}"
+    );
     assert_eq!(cert_rows(&db), logged.len() as u64 + 1);
     assert_eq!(
         sqlite(
