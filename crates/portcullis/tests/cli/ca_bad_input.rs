@@ -1384,3 +1384,180 @@ fn cli_serve_refuses_a_config_that_cannot_sign() {
         "the certificate is not a CA",
     );
 }
+
+#[test]
+fn cli_revoke_and_crl_refuse_bad_input_and_write_nothing() {
+    let dir = cli_fixture();
+    let d = dir.path();
+    ok(portcullis(
+        d,
+        &[
+            "ca",
+            "gencert",
+            "good.json",
+            "--ca",
+            "ca.pem",
+            "--ca-key",
+            "ca-key.pem",
+            "--config",
+            "config.json",
+            "--profile",
+            "plain",
+            "--db",
+            "certs.db",
+            "--out",
+            "issued",
+        ],
+    ));
+    let info: Value =
+        serde_json::from_str(&ok(portcullis(d, &["cert", "info", "issued.pem"]))).expect("JSON");
+    let serial = info["serial_number"].as_str().expect("serial").to_string();
+    let db = d.join("certs.db");
+    let state = || {
+        (
+            sqlite(
+                &db,
+                "SELECT serial_number, status, reason FROM certificates;",
+            ),
+            sqlite(&db, "SELECT name, value FROM counters;"),
+        )
+    };
+    let before = state();
+    assert_eq!(before.0, vec![format!("{serial}|good|0")]);
+    let revoke = |extra: &[&str], needle: &str| {
+        let mut a = vec!["ca", "revoke"];
+        a.extend_from_slice(extra);
+        cli_refused(d, &a, needle);
+    };
+    revoke(
+        &["--serial", "12ab", "--db", "certs.db", "--ca", "ca.pem"],
+        "--serial must be a decimal number",
+    );
+    revoke(
+        &[
+            "--serial", &serial, "--db", "certs.db", "--ca", "ca.pem", "--reason", "because",
+        ],
+        "unknown revocation reason \"because\"",
+    );
+    revoke(
+        &[
+            "--serial",
+            "123456789",
+            "--db",
+            "certs.db",
+            "--ca",
+            "ca.pem",
+        ],
+        "certificate not found",
+    );
+    revoke(
+        &["--serial", &serial, "--db", "certs.db", "--aki", "00ff"],
+        "certificate not found",
+    );
+    revoke(
+        &["--serial", &serial, "--db", "certs.db"],
+        "give --aki or --ca",
+    );
+    // Regression: a mistyped --db used to create a fresh, empty log.
+    revoke(
+        &["--serial", &serial, "--db", "missing.db", "--ca", "ca.pem"],
+        "no issuance log at missing.db",
+    );
+    let crl = |extra: &[&str], needle: &str| {
+        let mut a = vec!["ca", "crl", "--ca", "ca.pem"];
+        a.extend_from_slice(extra);
+        cli_refused(d, &a, needle);
+    };
+    // Regression: a CRL from a mistyped --db was an empty, validly signed
+    // CRL (and a new empty log file).
+    crl(
+        &["--ca-key", "ca-key.pem", "--db", "missing.db"],
+        "no issuance log at missing.db",
+    );
+    crl(
+        &[
+            "--ca-key",
+            "ca-key.pem",
+            "--db",
+            "certs.db",
+            "--expiry",
+            "0",
+        ],
+        "--expiry must be positive",
+    );
+    crl(
+        &[
+            "--ca-key",
+            "ca-key.pem",
+            "--db",
+            "certs.db",
+            "--expiry",
+            "forever",
+        ],
+        "--expiry",
+    );
+    crl(
+        &["--ca-key", "other/ca-key.pem", "--db", "certs.db"],
+        "does not match the CA certificate",
+    );
+    crl(
+        &["--ca-key", "garbage.txt", "--db", "certs.db"],
+        "invalid private key",
+    );
+    // Nothing above touched the log: same rows, same CRL counter.
+    assert_eq!(state(), before);
+    // An unwritable output: no file, though the CRL number was used.
+    crl(
+        &[
+            "--ca-key",
+            "ca-key.pem",
+            "--db",
+            "certs.db",
+            "--out",
+            "no/such/dir/crl.pem",
+        ],
+        "cannot create",
+    );
+    assert_eq!(state().0, before.0);
+}
+
+#[test]
+fn cli_output_in_the_way_leaves_no_partial_bundle() {
+    let dir = cli_fixture();
+    let d = dir.path();
+    // A directory where the certificate would go: the key and CSR, which
+    // come first, must not be left behind either.
+    std::fs::create_dir(d.join("out.pem")).expect("mkdir");
+    write(d, "root.json", r#"{"CN":"Another Root"}"#);
+    cli_refused(
+        d,
+        &["ca", "init", "root.json", "--out", "out"],
+        "cannot write out.pem: it is a directory",
+    );
+    cli_refused(
+        d,
+        &[
+            "ca",
+            "gencert",
+            "good.json",
+            "--ca",
+            "ca.pem",
+            "--ca-key",
+            "ca-key.pem",
+            "--config",
+            "config.json",
+            "--profile",
+            "plain",
+            "--out",
+            "out",
+        ],
+        "cannot write out.pem: it is a directory",
+    );
+    // A directory where the key would go.
+    std::fs::create_dir(d.join("k-key.pem")).expect("mkdir");
+    cli_refused(
+        d,
+        &["ca", "init", "root.json", "--out", "k"],
+        "cannot write k-key.pem: it is a directory",
+    );
+}
