@@ -587,14 +587,20 @@ fn api_key_size_outside_the_allowed_set_is_refused() {
     // Inside the set, for contrast.
     let body = serde_json::to_vec(&spec("ecdsa", 384)).expect("JSON");
     s.accepted("newkey", &body);
-    let rsa = openssl_csr(
-        s.path(),
-        "rsa2048",
-        &["-newkey", "rsa:2048"],
-        "/CN=k.acme.test",
-        &[],
-    );
-    s.signs(&read_text(&rsa), "plain");
+    for (name, newkey) in [
+        ("rsa2048", &["-newkey", "rsa:2048"][..]),
+        (
+            "p384",
+            &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384"][..],
+        ),
+        ("ed25519", &["-newkey", "ed25519"][..]),
+    ] {
+        let csr = openssl_csr(s.path(), name, newkey, "/CN=k.acme.test", &[]);
+        s.signs(&read_text(&csr), "plain");
+    }
+    let nc = serde_json::to_vec(&json!({ "request": spec("ed25519", 0), "profile": "plain" }))
+        .expect("JSON");
+    s.accepted("newcert", &nc);
 }
 
 #[test]
@@ -649,6 +655,24 @@ fn api_oversized_body_gets_413() {
     // Far over the limit too.
     let huge = vec![b' '; 4 * limit];
     s.refused("sign", &huge, 413, 7003, "larger than 1048576 bytes");
+    // Without a Content-Length (chunked), the limit still holds.
+    let before = s.rows();
+    let f = write(s.path(), "huge.json", &String::from_utf8_lossy(&huge));
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "20", "-o", "-", "-w", "\n%{http_code}"])
+        .args(["-H", "content-type: application/json"])
+        .args(["-H", "Transfer-Encoding: chunked"])
+        .arg("--data-binary")
+        .arg(format!("@{}", f.display()))
+        .arg(s.url("sign"))
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    assert_eq!(code.trim(), "413", "{text}");
+    assert_cfssl_error(body, 7003, "larger than 1048576 bytes");
+    s.assert_alive();
+    assert_eq!(s.rows(), before);
 }
 
 #[test]
