@@ -337,6 +337,35 @@ fn api_sign_refuses_a_pem_that_is_not_a_csr() {
         9003,
         "the limit is 65536",
     );
+    // Valid PKCS#10 that the CA cannot represent faithfully.
+    let other_name = openssl_csr(
+        s.path(),
+        "othername",
+        P256,
+        "/CN=o.acme.test",
+        &["-addext", "subjectAltName=otherName:1.2.3.4;UTF8:hello"],
+    );
+    s.refused(
+        "sign",
+        &sign_body(&read_text(&other_name), "plain", json!({})),
+        400,
+        9003,
+        "unsupported subjectAltName type",
+    );
+    let multi = openssl_csr(
+        s.path(),
+        "multi",
+        P256,
+        "/CN=m.acme.test+O=Acme",
+        &["-multivalue-rdn"],
+    );
+    s.refused(
+        "sign",
+        &sign_body(&read_text(&multi), "plain", json!({})),
+        400,
+        5003,
+        "multi-valued RDNs are not supported",
+    );
 }
 
 #[test]
@@ -1215,6 +1244,15 @@ fn cli_sign_refuses_bad_input_and_writes_nothing() {
         "not a CERTIFICATE REQUEST",
     );
     sign("garbage.txt", "plain", &[], "not a PKCS#10 request");
+    let mut trailing = std::fs::read(d.join("flip.der")).expect("read DER");
+    trailing.push(0);
+    std::fs::write(d.join("trailing.der"), trailing).expect("write");
+    sign(
+        "trailing.der",
+        "plain",
+        &[],
+        "trailing data after the request",
+    );
     sign("missing.csr", "plain", &[], "cannot read missing.csr");
     sign(
         &bad_pem,
@@ -1337,6 +1375,29 @@ fn cli_remote_refusal_writes_nothing() {
     );
     s.assert_alive();
     assert_eq!(s.rows(), before);
+    // authsign with a key the server does not have: "invalid token".
+    let wrong = std::fs::read_to_string(d.join("config.json"))
+        .expect("config")
+        .replace(AUTH_KEY, "00112233445566778899AABBCCDDEEFF");
+    write(&d, "wrong-key-config.json", &wrong);
+    write(&d, "client.json", r#"{"CN":"client-1"}"#);
+    cli_refused(
+        &d,
+        &[
+            "ca",
+            "gencert",
+            "client.json",
+            "--remote",
+            &url,
+            "--config",
+            "wrong-key-config.json",
+            "--profile",
+            "client",
+        ],
+        "invalid token",
+    );
+    s.assert_alive();
+    assert_eq!(s.rows(), before);
     // Nobody listening: a transport error, still nothing written.
     let dead = format!("http://127.0.0.1:{}", free_port());
     cli_refused(
@@ -1406,6 +1467,26 @@ fn cli_serve_refuses_a_config_that_cannot_sign() {
             "certs.db",
         ],
         "the certificate is not a CA",
+    );
+    cli_refused(
+        d,
+        &[
+            "ca",
+            "serve",
+            "--ca",
+            "ca.pem",
+            "--ca-key",
+            "ca-key.pem",
+            "--config",
+            "config.json",
+            "--address",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--db",
+            "garbage.txt",
+        ],
+        "issuance log garbage.txt",
     );
 }
 
