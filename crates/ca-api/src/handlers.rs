@@ -412,6 +412,13 @@ async fn crl(
             let d = pki::duration::parse_go_duration(e).map_err(|m| {
                 ApiError::bad_request(codes::API_CLIENT + 2, format!("expiry: {m}"))
             })?;
+            // A CRL's nextUpdate must come after thisUpdate.
+            if d.is_zero() {
+                return Err(ApiError::bad_request(
+                    codes::API_CLIENT + 2,
+                    "expiry must be positive",
+                ));
+            }
             time::Duration::try_from(d).map_err(|_| {
                 ApiError::bad_request(codes::API_CLIENT + 2, "expiry is out of range")
             })?

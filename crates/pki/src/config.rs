@@ -392,6 +392,18 @@ fn build_profile(
         return Err(format!("profile {name:?}: expiry must be positive"));
     }
     let backdate = dur("backdate", &p.backdate, DEFAULT_BACKDATE)?;
+    // Refused here so that a server never starts with a profile that
+    // cannot sign (X.509 validity starts at 1950).
+    let reaches_before_1950 = time::Duration::try_from(backdate)
+        .ok()
+        .and_then(|d| time::OffsetDateTime::now_utc().checked_sub(d))
+        .is_none_or(|t| t.year() < 1950);
+    if reaches_before_1950 {
+        return Err(format!(
+            "profile {name:?}: backdate {:?} reaches before 1950",
+            p.backdate
+        ));
+    }
     let key = |k: &str| {
         keys.get(k)
             .cloned()

@@ -5,7 +5,13 @@ use crate::{PkiError, Result};
 use rcgen::{DistinguishedName, DnType, DnValue, SanType};
 use x509_parser::der_parser::asn1_rs::Tag;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::oid_registry::{
+    OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_NIST_EC_P521,
+    OID_PKCS1_RSAENCRYPTION, OID_SIG_ED25519,
+};
 use x509_parser::prelude::FromDer;
+use x509_parser::public_key::PublicKey;
+use x509_parser::x509::SubjectPublicKeyInfo;
 use x509_parser::x509::X509Name;
 
 /// A verified certificate request.
@@ -58,6 +64,9 @@ pub fn parse_csr(input: &[u8]) -> Result<ParsedCsr> {
     if !rest.is_empty() {
         return Err(PkiError::BadCsr("trailing data after the request".into()));
     }
+    // Before the signature: a key outside the set would otherwise surface
+    // as a misleading "signature does not verify" (RSA-1024, P-521).
+    check_public_key(&csr.certification_request_info.subject_pki)?;
     csr.verify_signature().map_err(|_| PkiError::CsrSignature)?;
     let info = &csr.certification_request_info;
     let subject = to_rcgen_name(&info.subject)?;
@@ -94,6 +103,55 @@ pub fn parse_csr(input: &[u8]) -> Result<ParsedCsr> {
         requests_ca,
         requested_path_len,
     })
+}
+
+/// Refuses a requested public key outside the set the CA issues keys for
+/// (the set [`crate::key::KeyRequest`] allows): ECDSA P-256 and P-384,
+/// Ed25519, RSA with 2048, 3072 or 4096 bits.
+fn check_public_key(spki: &SubjectPublicKeyInfo<'_>) -> Result<()> {
+    let alg = &spki.algorithm.algorithm;
+    let refuse = |m: String| Err(PkiError::BadKeyRequest(format!("the request's {m}")));
+    if *alg == OID_PKCS1_RSAENCRYPTION {
+        let Ok(PublicKey::RSA(rsa)) = spki.parsed() else {
+            return Err(PkiError::BadCsr("malformed RSA public key".into()));
+        };
+        let m = rsa.modulus;
+        let m = &m[m.iter().position(|&b| b != 0).unwrap_or(m.len())..];
+        let bits = match m.first() {
+            Some(top) => m.len() * 8 - top.leading_zeros() as usize,
+            None => 0,
+        };
+        match bits {
+            2048 | 3072 | 4096 => Ok(()),
+            b => refuse(format!(
+                "rsa key of {b} bits is not allowed (use 2048, 3072 or 4096)"
+            )),
+        }
+    } else if *alg == OID_KEY_TYPE_EC_PUBLIC_KEY {
+        let curve = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.as_oid().ok());
+        match curve {
+            Some(c) if c == OID_EC_P256 || c == OID_NIST_EC_P384 => Ok(()),
+            Some(c) if c == OID_NIST_EC_P521 => {
+                refuse("ecdsa key on curve P-521 is not allowed (use P-256 or P-384)".into())
+            }
+            Some(c) => refuse(format!(
+                "ecdsa key on curve {} is not allowed (use P-256 or P-384)",
+                c.to_id_string()
+            )),
+            None => refuse("ecdsa key names no named curve (use P-256 or P-384)".into()),
+        }
+    } else if *alg == OID_SIG_ED25519 {
+        Ok(())
+    } else {
+        refuse(format!(
+            "key algorithm {} is not allowed (use ecdsa, rsa or ed25519)",
+            alg.to_id_string()
+        ))
+    }
 }
 
 fn general_name_to_san(n: &GeneralName<'_>) -> Result<SanType> {

@@ -143,8 +143,13 @@ impl CsrSpec {
         hosts_to_sans(&self.hosts)?;
         if let Some(ca) = &self.ca {
             if !ca.expiry.is_empty() {
-                crate::duration::parse_go_duration(&ca.expiry)
+                let d = crate::duration::parse_go_duration(&ca.expiry)
                     .map_err(|e| PkiError::BadCsrJson(format!("ca.expiry: {e}")))?;
+                if d.is_zero() {
+                    return Err(PkiError::BadCsrJson(
+                        "ca.expiry must be positive (leave it out for the default)".into(),
+                    ));
+                }
             }
         }
         Ok(())

@@ -214,20 +214,6 @@ impl<K: SigningKey> CertificateAuthority<K> {
             Some(h) if !h.is_empty() => hosts_to_sans(h)?,
             _ => csr.sans,
         };
-        if let Some(re) = &profile.name_whitelist {
-            let cn = params
-                .distinguished_name
-                .get(&rcgen::DnType::CommonName)
-                .map(dn_value_text);
-            let names = cn
-                .into_iter()
-                .chain(params.subject_alt_names.iter().map(san_to_string));
-            for n in names {
-                if !re.is_match(&n) {
-                    return Err(PkiError::NameNotAllowed(n));
-                }
-            }
-        }
         params.is_ca = if let Some(cac) = profile.ca {
             // The child's path length: the tightest of profile, request and issuer.
             let issuer_limit = match self.path_len {
@@ -252,6 +238,22 @@ impl<K: SigningKey> CertificateAuthority<K> {
         } else {
             IsCa::ExplicitNoCa
         };
+        // Names last, as documented: a CA request to a leaf profile is
+        // refused as such, not for its (CA-like) name.
+        if let Some(re) = &profile.name_whitelist {
+            let cn = params
+                .distinguished_name
+                .get(&rcgen::DnType::CommonName)
+                .map(dn_value_text);
+            let names = cn
+                .into_iter()
+                .chain(params.subject_alt_names.iter().map(san_to_string));
+            for n in names {
+                if !re.is_match(&n) {
+                    return Err(PkiError::NameNotAllowed(n));
+                }
+            }
+        }
         params.key_usages = profile.key_usages.clone();
         if profile.ca.is_some() && !params.key_usages.contains(&KeyUsagePurpose::KeyCertSign) {
             params.key_usages.push(KeyUsagePurpose::KeyCertSign);
@@ -263,13 +265,24 @@ impl<K: SigningKey> CertificateAuthority<K> {
                 uris: vec![url.clone()],
             }];
         }
-        let not_before = now - profile.backdate;
-        let mut not_after = now + profile.expiry;
-        if not_after > self.not_after {
-            // Never outlive the issuer: cap rather than fail (CFSSL would
-            // issue a certificate that no verifier accepts past the CA's end).
-            not_after = self.not_after;
-        }
+        // X.509 validity starts at 1950 (UTCTime); rcgen panics on years it
+        // cannot encode, so an out-of-range backdate is an error here.
+        let not_before = time::Duration::try_from(profile.backdate)
+            .ok()
+            .and_then(|d| now.checked_sub(d))
+            .filter(|t| t.year() >= 1950)
+            .ok_or_else(|| {
+                PkiError::Generate(format!(
+                    "profile {profile_name:?}: a backdate of {}s puts notBefore before 1950",
+                    profile.backdate.as_secs()
+                ))
+            })?;
+        // Never outlive the issuer: cap rather than fail (CFSSL would
+        // issue a certificate that no verifier accepts past the CA's end).
+        let not_after = time::Duration::try_from(profile.expiry)
+            .ok()
+            .and_then(|d| now.checked_add(d))
+            .map_or(self.not_after, |t| t.min(self.not_after));
         params.not_before = not_before;
         params.not_after = not_after;
         let serial = Serial::random();

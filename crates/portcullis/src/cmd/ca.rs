@@ -226,10 +226,13 @@ pub fn run(c: CaCommand) -> Result<()> {
             out,
             der,
         } => {
-            let ca = load_ca(&ca, &ca_key)?;
-            let log = CertLog::open(db_path(&db))?;
             let validity = pki::duration::parse_go_duration(&expiry)
                 .map_err(|e| anyhow::anyhow!("--expiry: {e}"))?;
+            if validity.is_zero() {
+                bail!("--expiry must be positive");
+            }
+            let ca = load_ca(&ca, &ca_key)?;
+            let log = open_existing_log(&db)?;
             let now = OffsetDateTime::now_utc();
             let revoked = log.revoked(ca.aki_hex(), now)?;
             let number = log.next_counter(&format!("crl:{}", ca.aki_hex()))?;
@@ -287,6 +290,16 @@ fn db_path(db: &str) -> PathBuf {
             .or_else(|| db.strip_prefix("sqlite:"))
             .unwrap_or(db),
     )
+}
+
+/// Opens an issuance log that must already exist: a mistyped path must not
+/// become a fresh, empty log (whose CRL would list nothing as revoked).
+fn open_existing_log(db: &str) -> Result<CertLog> {
+    let path = db_path(db);
+    if !path.is_file() {
+        bail!("no issuance log at {}", path.display());
+    }
+    CertLog::open(&path).with_context(|| format!("issuance log {}", path.display()))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -441,7 +454,7 @@ fn revoke(
         return Ok(());
     }
     let db = db.context("give --db (the issuance log) or --remote")?;
-    let log = CertLog::open(db_path(&db))?;
+    let log = open_existing_log(&db)?;
     log.revoke(
         &serial.to_decimal(),
         &aki,

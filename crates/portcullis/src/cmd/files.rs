@@ -9,6 +9,12 @@ use std::path::{Path, PathBuf};
 /// fsync, rename). With `private`, the file is created with mode 0600 and
 /// never exists with wider permissions.
 pub fn write_atomic(path: &Path, data: &[u8], private: bool) -> Result<()> {
+    let tmp = stage(path, data, private)?;
+    put_in_place(&tmp, path)
+}
+
+/// Writes and syncs `data` to a temp file beside `path`; returns its path.
+fn stage(path: &Path, data: &[u8], private: bool) -> Result<PathBuf> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -16,6 +22,9 @@ pub fn write_atomic(path: &Path, data: &[u8], private: bool) -> Result<()> {
     let name = path
         .file_name()
         .with_context(|| format!("{} is not a file path", path.display()))?;
+    if path.is_dir() {
+        anyhow::bail!("cannot write {}: it is a directory", path.display());
+    }
     let tmp: PathBuf = dir.join(format!(
         ".{}.tmp-{}",
         name.to_string_lossy(),
@@ -31,12 +40,16 @@ pub fn write_atomic(path: &Path, data: &[u8], private: bool) -> Result<()> {
     let mut f = o
         .open(&tmp)
         .with_context(|| format!("cannot create {}", tmp.display()))?;
-    let r = f
-        .write_all(data)
-        .and_then(|_| f.sync_all())
-        .and_then(|_| std::fs::rename(&tmp, path));
-    if let Err(e) = r {
+    if let Err(e) = f.write_all(data).and_then(|_| f.sync_all()) {
         let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot write {}", path.display()));
+    }
+    Ok(tmp)
+}
+
+fn put_in_place(tmp: &Path, path: &Path) -> Result<()> {
+    if let Err(e) = std::fs::rename(tmp, path) {
+        let _ = std::fs::remove_file(tmp);
         return Err(e).with_context(|| format!("cannot write {}", path.display()));
     }
     Ok(())
@@ -69,14 +82,39 @@ impl Bundle {
             return Ok(());
         }
         // Key first: a certificate never exists on disk without its key.
+        let mut files: Vec<(PathBuf, &[u8], bool)> = Vec::new();
         if let Some(k) = &self.key {
-            write_atomic(Path::new(&format!("{prefix}-key.pem")), k.as_bytes(), true)?;
+            files.push((format!("{prefix}-key.pem").into(), k.as_bytes(), true));
         }
         if let Some(c) = &self.csr {
-            write_atomic(Path::new(&format!("{prefix}.csr")), c.as_bytes(), false)?;
+            files.push((format!("{prefix}.csr").into(), c.as_bytes(), false));
         }
         if let Some(c) = &self.cert {
-            write_atomic(Path::new(&format!("{prefix}.pem")), c.as_bytes(), false)?;
+            files.push((format!("{prefix}.pem").into(), c.as_bytes(), false));
+        }
+        // All or nothing: every file is written and synced beside its
+        // target before the first one is put in place, so a failure (no
+        // such directory, disk full, a directory in the way) leaves no
+        // partial bundle behind.
+        let mut staged: Vec<(PathBuf, &Path)> = Vec::new();
+        for (path, data, private) in &files {
+            match stage(path, data, *private) {
+                Ok(tmp) => staged.push((tmp, path)),
+                Err(e) => {
+                    for (tmp, _) in &staged {
+                        let _ = std::fs::remove_file(tmp);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        for (i, (tmp, path)) in staged.iter().enumerate() {
+            if let Err(e) = put_in_place(tmp, path) {
+                for (rest, _) in &staged[i + 1..] {
+                    let _ = std::fs::remove_file(rest);
+                }
+                return Err(e);
+            }
         }
         Ok(())
     }

@@ -211,3 +211,96 @@ pub fn curl_post(url: &str, body: &[u8]) -> (u16, String) {
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
     (code.trim().parse().unwrap_or(0), body.to_string())
 }
+
+/// GETs a URL with curl; returns (HTTP status, body).
+pub fn curl_get(url: &str) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "20", "-o", "-", "-w", "\n%{http_code}"])
+        .arg(url)
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// Runs one SQL query on an SQLite file with the `sqlite3` CLI; returns its
+/// output lines.
+pub fn sqlite(db: &Path, sql: &str) -> Vec<String> {
+    need("sqlite3");
+    let out = Command::new("sqlite3")
+        .args(["-batch", "-cmd", ".timeout 10000"])
+        .arg(db)
+        .arg(sql)
+        .output()
+        .expect("run sqlite3");
+    assert!(
+        out.status.success(),
+        "sqlite3 {sql:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Number of rows in the issuance log's `certificates` table.
+pub fn cert_rows(db: &Path) -> u64 {
+    let lines = sqlite(db, "SELECT count(*) FROM certificates;");
+    lines
+        .first()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("unexpected sqlite3 output {lines:?}"))
+}
+
+/// Sorted names of the entries of `dir` (to show that nothing was written).
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Asserts a CFSSL error envelope,
+/// `{"success":false,"result":null,"errors":[{"code":N,"message":"…"}],"messages":[]}`,
+/// with exactly one error of `code` whose message contains `needle`.
+#[track_caller]
+pub fn assert_cfssl_error(body: &str, code: u64, needle: &str) {
+    let v: serde_json::Value = serde_json::from_str(body)
+        .unwrap_or_else(|e| panic!("response is not JSON ({e}): {body:?}"));
+    assert_eq!(v["success"], serde_json::json!(false), "{body}");
+    assert!(v["result"].is_null(), "{body}");
+    assert_eq!(v["messages"], serde_json::json!([]), "{body}");
+    let errors = v["errors"].as_array().expect("errors array");
+    assert_eq!(errors.len(), 1, "{body}");
+    assert_eq!(errors[0]["code"].as_u64(), Some(code), "{body}");
+    let msg = errors[0]["message"].as_str().expect("message text");
+    assert!(
+        msg.contains(needle),
+        "message {msg:?} does not contain {needle:?}"
+    );
+}
+
+/// Makes a key and CSR with `openssl req` in `dir` (`NAME.key`, `NAME.csr`)
+/// and returns the CSR's path. `newkey` are the key arguments, e.g.
+/// `["-newkey", "rsa:2048"]`; `extra` goes to `openssl req` as is
+/// (`-addext …`).
+pub fn openssl_csr(dir: &Path, name: &str, newkey: &[&str], subj: &str, extra: &[&str]) -> PathBuf {
+    need("openssl");
+    let key = format!("{name}.key");
+    let csr = format!("{name}.csr");
+    let mut args = vec!["req", "-new", "-nodes"];
+    args.extend_from_slice(newkey);
+    args.extend_from_slice(&["-keyout", &key, "-out", &csr, "-subj", subj]);
+    args.extend_from_slice(extra);
+    ok(run_in(dir, Command::new("openssl").args(&args)));
+    dir.join(csr)
+}

@@ -4,4 +4,6 @@
 
 mod common;
 
+mod ca_bad_input;
+mod ca_crash;
 mod ca_interop;
