@@ -24,7 +24,7 @@ pub struct ParsedCsr {
     /// Subject as text (RFC 4514 style), for logs and the issuance record.
     pub subject_text: String,
     /// The requester's public key.
-    pub public_key: rcgen::SubjectPublicKeyInfo,
+    pub public_key: RequestedKey,
     /// SANs requested in the extensionRequest attribute.
     pub sans: Vec<SanType>,
     /// True when the request carries basicConstraints cA=TRUE.
@@ -66,13 +66,15 @@ pub fn parse_csr(input: &[u8]) -> Result<ParsedCsr> {
     }
     // Before the signature: a key outside the set would otherwise surface
     // as a misleading "signature does not verify" (RSA-1024, P-521).
-    check_public_key(&csr.certification_request_info.subject_pki)?;
+    let alg = check_public_key(&csr.certification_request_info.subject_pki)?;
     csr.verify_signature().map_err(|_| PkiError::CsrSignature)?;
     let info = &csr.certification_request_info;
     let subject = to_rcgen_name(&info.subject)?;
     let subject_text = info.subject.to_string();
-    let public_key = rcgen::SubjectPublicKeyInfo::from_der(info.subject_pki.raw)
-        .map_err(|e| PkiError::BadCsr(format!("unsupported public key: {e}")))?;
+    let public_key = RequestedKey {
+        alg,
+        raw: info.subject_pki.subject_public_key.data.to_vec(),
+    };
     let mut sans = Vec::new();
     let mut requests_ca = false;
     let mut requested_path_len = None;
@@ -105,10 +107,28 @@ pub fn parse_csr(input: &[u8]) -> Result<ParsedCsr> {
     })
 }
 
+/// The public key of a request: its algorithm (as rcgen names key types)
+/// and the subjectPublicKey bits, taken from the already-parsed SPKI
+/// rather than parsed a second time.
+#[derive(Debug, Clone)]
+pub struct RequestedKey {
+    alg: &'static rcgen::SignatureAlgorithm,
+    raw: Vec<u8>,
+}
+
+impl rcgen::PublicKeyData for RequestedKey {
+    fn der_bytes(&self) -> &[u8] {
+        &self.raw
+    }
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        self.alg
+    }
+}
+
 /// Refuses a requested public key outside the set the CA issues keys for
 /// (the set [`crate::key::KeyRequest`] allows): ECDSA P-256 and P-384,
 /// Ed25519, RSA with 2048, 3072 or 4096 bits.
-fn check_public_key(spki: &SubjectPublicKeyInfo<'_>) -> Result<()> {
+fn check_public_key(spki: &SubjectPublicKeyInfo<'_>) -> Result<&'static rcgen::SignatureAlgorithm> {
     let alg = &spki.algorithm.algorithm;
     let refuse = |m: String| Err(PkiError::BadKeyRequest(format!("the request's {m}")));
     if *alg == OID_PKCS1_RSAENCRYPTION {
@@ -122,7 +142,7 @@ fn check_public_key(spki: &SubjectPublicKeyInfo<'_>) -> Result<()> {
             None => 0,
         };
         match bits {
-            2048 | 3072 | 4096 => Ok(()),
+            2048 | 3072 | 4096 => Ok(&rcgen::PKCS_RSA_SHA256),
             b => refuse(format!(
                 "rsa key of {b} bits is not allowed (use 2048, 3072 or 4096)"
             )),
@@ -134,7 +154,8 @@ fn check_public_key(spki: &SubjectPublicKeyInfo<'_>) -> Result<()> {
             .as_ref()
             .and_then(|p| p.as_oid().ok());
         match curve {
-            Some(c) if c == OID_EC_P256 || c == OID_NIST_EC_P384 => Ok(()),
+            Some(c) if c == OID_EC_P256 => Ok(&rcgen::PKCS_ECDSA_P256_SHA256),
+            Some(c) if c == OID_NIST_EC_P384 => Ok(&rcgen::PKCS_ECDSA_P384_SHA384),
             Some(c) if c == OID_NIST_EC_P521 => {
                 refuse("ecdsa key on curve P-521 is not allowed (use P-256 or P-384)".into())
             }
@@ -145,7 +166,7 @@ fn check_public_key(spki: &SubjectPublicKeyInfo<'_>) -> Result<()> {
             None => refuse("ecdsa key names no named curve (use P-256 or P-384)".into()),
         }
     } else if *alg == OID_SIG_ED25519 {
-        Ok(())
+        Ok(&rcgen::PKCS_ED25519)
     } else {
         refuse(format!(
             "key algorithm {} is not allowed (use ecdsa, rsa or ed25519)",
