@@ -332,12 +332,13 @@ fn strict(
     {
         return Err(malformed(&format!("undecodable extension {}", e.oid)));
     }
-    // Serial: positive, at most 20 octets (RFC 5280 4.1.2.2).
+    // Serial: positive, at most 20 octets (RFC 5280 4.1.2.2). Not for
+    // trust anchors: deployed public roots have serial 0.
     let serial = c.raw_serial();
-    if serial.len() > 20 {
+    if !is_anchor && serial.len() > 20 {
         return Err(malformed("serial number longer than 20 octets"));
     }
-    if serial.iter().all(|b| *b == 0) {
+    if !is_anchor && serial.iter().all(|b| *b == 0) {
         return Err(malformed("serial number is zero"));
     }
     // RSA modulus a whole number of bytes (CABF 6.1.5).
@@ -437,7 +438,9 @@ fn strict(
                 "trust anchor with extendedKeyUsage (CABF)",
             ));
         }
-        if let Some(a) = aki {
+        // CABF root AKI rules, for self-signed roots only (an intermediate
+        // trusted as an anchor has an AKI naming its issuer).
+        if let Some(a) = aki.filter(|_| self_issued(c)) {
             let ok = a.authority_cert_issuer.is_none()
                 && a.authority_cert_serial.is_none()
                 && match (&a.key_identifier, ski) {
