@@ -47,7 +47,8 @@ impl Default for CaOpts {
 fn ca_params(name: &str, o: &CaOpts) -> CertificateParams {
     let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
     p.distinguished_name.push(DnType::CommonName, name);
-    p.distinguished_name.push(DnType::OrganizationName, "Portcullis tests");
+    p.distinguished_name
+        .push(DnType::OrganizationName, "Portcullis tests");
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     p.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,

@@ -34,59 +34,119 @@ const NOTES: &str = concat!(
 /// Known divergences at `Standard` (the default): (id, what we do).
 const STANDARD_DIVERGENCES: &[(&str, Outcome)] = &[
     // Deliberate rejections (expected SUCCESS).
-    ("pathlen::validation-ignores-pathlen-in-leaf", Outcome::Reject), // CA cert as leaf (webpki)
-    ("rfc5280::ca-as-leaf", Outcome::Reject),                         // CA cert as leaf (webpki)
+    (
+        "pathlen::validation-ignores-pathlen-in-leaf",
+        Outcome::Reject,
+    ), // CA cert as leaf (webpki)
+    ("rfc5280::ca-as-leaf", Outcome::Reject), // CA cert as leaf (webpki)
     ("pathlen::self-issued-certs-pathlen", Outcome::Reject), // webpki: no self-issued chains
     ("rfc5280::nc::permitted-self-issued", Outcome::Reject), // webpki: no self-issued chains
-    ("rfc5280::nc::permitted-dn-match", Outcome::Reject),    // webpki: no DN constraints
+    ("rfc5280::nc::permitted-dn-match", Outcome::Reject), // webpki: no DN constraints
     ("rfc5280::nc::nc-permits-email-exact", Outcome::Reject), // webpki: no RFC822 constraints
     ("rfc5280::nc::nc-permits-email-domain", Outcome::Reject),
-    ("rfc5280::nc::nc-permits-email-literal-asterisk-exact-match", Outcome::Reject),
-    ("rfc5280::nc::nc-permits-email-literal-double-asterisk", Outcome::Reject),
-    ("rfc5280::nc::nc-permits-email-literal-mid-asterisk", Outcome::Reject),
+    (
+        "rfc5280::nc::nc-permits-email-literal-asterisk-exact-match",
+        Outcome::Reject,
+    ),
+    (
+        "rfc5280::nc::nc-permits-email-literal-double-asterisk",
+        Outcome::Reject,
+    ),
+    (
+        "rfc5280::nc::nc-permits-email-literal-mid-asterisk",
+        Outcome::Reject,
+    ),
     // Accepted at Standard, refused at Strict (rules some private PKIs break).
     ("rfc5280::aki::leaf-missing-aki", Outcome::Accept),
     ("rfc5280::aki::intermediate-missing-aki", Outcome::Accept),
-    ("rfc5280::aki::cross-signed-root-missing-aki", Outcome::Accept),
+    (
+        "rfc5280::aki::cross-signed-root-missing-aki",
+        Outcome::Accept,
+    ),
     ("rfc5280::ski::root-missing-ski", Outcome::Accept),
     ("rfc5280::ski::intermediate-missing-ski", Outcome::Accept),
-    ("rfc5280::nc::permitted-dns-match-noncritical", Outcome::Accept),
-    ("rfc5280::nc::invalid-dnsname-leading-period", Outcome::Accept),
-    ("rfc5280::san::noncritical-with-empty-subject", Outcome::Accept),
+    (
+        "rfc5280::nc::permitted-dns-match-noncritical",
+        Outcome::Accept,
+    ),
+    (
+        "rfc5280::nc::invalid-dnsname-leading-period",
+        Outcome::Accept,
+    ),
+    (
+        "rfc5280::san::noncritical-with-empty-subject",
+        Outcome::Accept,
+    ),
     ("rfc5280::serial::too-long", Outcome::Accept),
     ("rfc5280::serial::zero", Outcome::Accept),
     ("rfc5280::root-missing-basic-constraints", Outcome::Accept),
-    ("rfc5280::root-non-critical-basic-constraints", Outcome::Accept),
-    ("webpki::aki::root-with-aki-missing-keyidentifier", Outcome::Accept),
-    ("webpki::aki::root-with-aki-authoritycertissuer", Outcome::Accept),
-    ("webpki::aki::root-with-aki-authoritycertserialnumber", Outcome::Accept),
+    (
+        "rfc5280::root-non-critical-basic-constraints",
+        Outcome::Accept,
+    ),
+    (
+        "webpki::aki::root-with-aki-missing-keyidentifier",
+        Outcome::Accept,
+    ),
+    (
+        "webpki::aki::root-with-aki-authoritycertissuer",
+        Outcome::Accept,
+    ),
+    (
+        "webpki::aki::root-with-aki-authoritycertserialnumber",
+        Outcome::Accept,
+    ),
     ("webpki::aki::root-with-aki-all-fields", Outcome::Accept),
     ("webpki::aki::root-with-aki-ski-mismatch", Outcome::Accept),
     ("webpki::eku::ee-anyeku", Outcome::Accept),
     ("webpki::eku::ee-critical-eku", Outcome::Accept),
     ("webpki::eku::ee-without-eku", Outcome::Accept),
     ("webpki::eku::root-has-eku", Outcome::Accept),
-    ("webpki::san::san-critical-with-nonempty-subject", Outcome::Accept),
+    (
+        "webpki::san::san-critical-with-nonempty-subject",
+        Outcome::Accept,
+    ),
     ("webpki::malformed-aia", Outcome::Accept),
-    ("webpki::forbidden-rsa-not-divisible-by-8-in-root", Outcome::Accept),
-    ("webpki::forbidden-rsa-key-not-divisible-by-8-in-leaf", Outcome::Accept),
+    (
+        "webpki::forbidden-rsa-not-divisible-by-8-in-root",
+        Outcome::Accept,
+    ),
+    (
+        "webpki::forbidden-rsa-key-not-divisible-by-8-in-leaf",
+        Outcome::Accept,
+    ),
 ];
 
 /// Known divergences at `Strict`.
 const STRICT_DIVERGENCES: &[(&str, Outcome)] = &[
-    ("pathlen::validation-ignores-pathlen-in-leaf", Outcome::Reject),
+    (
+        "pathlen::validation-ignores-pathlen-in-leaf",
+        Outcome::Reject,
+    ),
     ("rfc5280::ca-as-leaf", Outcome::Reject),
     ("pathlen::self-issued-certs-pathlen", Outcome::Reject),
     ("rfc5280::nc::permitted-self-issued", Outcome::Reject),
     ("rfc5280::nc::permitted-dn-match", Outcome::Reject),
     ("rfc5280::nc::nc-permits-email-exact", Outcome::Reject),
     ("rfc5280::nc::nc-permits-email-domain", Outcome::Reject),
-    ("rfc5280::nc::nc-permits-email-literal-asterisk-exact-match", Outcome::Reject),
-    ("rfc5280::nc::nc-permits-email-literal-double-asterisk", Outcome::Reject),
-    ("rfc5280::nc::nc-permits-email-literal-mid-asterisk", Outcome::Reject),
+    (
+        "rfc5280::nc::nc-permits-email-literal-asterisk-exact-match",
+        Outcome::Reject,
+    ),
+    (
+        "rfc5280::nc::nc-permits-email-literal-double-asterisk",
+        Outcome::Reject,
+    ),
+    (
+        "rfc5280::nc::nc-permits-email-literal-mid-asterisk",
+        Outcome::Reject,
+    ),
     // Pairs limbo marks `conflicts_with`: Strict takes the stricter side.
     ("rfc5280::eku::ee-without-eku", Outcome::Reject), // vs webpki::eku::ee-without-eku (CABF)
-    ("webpki::nc::permitted-dns-match-noncritical", Outcome::Reject), // vs rfc5280:: (RFC 5280)
+    (
+        "webpki::nc::permitted-dns-match-noncritical",
+        Outcome::Reject,
+    ), // vs rfc5280:: (RFC 5280)
     // Its trust anchor is a cross-certificate without AKI: the same shape
     // as rfc5280::aki::cross-signed-root-missing-aki, which must fail.
     ("cve::cve-2024-0567", Outcome::Reject),
@@ -132,9 +192,17 @@ fn load() -> Option<Vec<Case>> {
         if tc["key_usage"].as_array().is_some_and(|a| !a.is_empty()) {
             continue;
         }
-        let outcome = |s: &str| if s == "SUCCESS" { Outcome::Accept } else { Outcome::Reject };
+        let outcome = |s: &str| {
+            if s == "SUCCESS" {
+                Outcome::Accept
+            } else {
+                Outcome::Reject
+            }
+        };
         let expected = outcome(tc["expected_result"].as_str().expect("expected"));
-        let webpki_notes = note["rustls_webpki_0_103_17"]["chain_only"].as_str().map(outcome);
+        let webpki_notes = note["rustls_webpki_0_103_17"]["chain_only"]
+            .as_str()
+            .map(outcome);
         let tc = tc.clone();
         out.push(Case {
             id,
@@ -148,7 +216,11 @@ fn load() -> Option<Vec<Case>> {
 
 fn pems(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|p| p.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -169,7 +241,10 @@ fn run_case(tc: &Value, strictness: Strictness) -> (Outcome, String) {
         }
         None => UnixTime::now(),
     };
-    let mut builder = TrustStore::builder().eku(eku).strictness(strictness).skew_secs(0);
+    let mut builder = TrustStore::builder()
+        .eku(eku)
+        .strictness(strictness)
+        .skew_secs(0);
     let mut anchors = 0;
     for p in pems(&tc["trusted_certs"]) {
         for der in pem_certs(p.as_bytes()).unwrap_or_default() {
@@ -201,7 +276,10 @@ fn run_case(tc: &Value, strictness: Strictness) -> (Outcome, String) {
         Ok(s) => s,
         Err(e) => return (Outcome::Reject, format!("store: {e}")),
     };
-    let leaf = match tc["peer_certificate"].as_str().map(|p| pem_certs(p.as_bytes())) {
+    let leaf = match tc["peer_certificate"]
+        .as_str()
+        .map(|p| pem_certs(p.as_bytes()))
+    {
         Some(Ok(l)) => l,
         _ => return (Outcome::Reject, "peer certificate unparsable".into()),
     };
