@@ -1,1 +1,141 @@
+//! The verdict cache: reuse, invalidation, bounds and single flight.
 
+use std::sync::Arc;
+
+use client_auth::{Reason, TrustStore, Verdict, VerdictCache};
+
+use crate::common::*;
+
+#[test]
+fn flood_of_the_same_invalid_chain_verifies_once() {
+    let ours = root("Ours");
+    let bad = leaf(&root("Theirs"));
+    let store = TrustStore::builder().anchor(&ours.der).build().expect("s");
+    let cache = Arc::new(VerdictCache::new(1024));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (cache, store, bad) = (cache.clone(), store.clone(), bad.clone());
+            std::thread::spawn(move || {
+                for _ in 0..200 {
+                    let v = cache.verify(&store, std::slice::from_ref(&bad), now());
+                    assert_eq!(v.reason(), Some(Reason::UnknownIssuer));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("thread");
+    }
+    let s = cache.stats();
+    assert_eq!(s.verifications, 1, "{s:?}");
+    assert_eq!(s.hits, 8 * 200 - 1);
+}
+
+#[test]
+fn crl_update_invalidates() {
+    let ca = root("Root");
+    let l = leaf_with(
+        &ca,
+        &LeafOpts {
+            serial: 5,
+            ..Default::default()
+        },
+    );
+    let s1 = TrustStore::builder()
+        .anchor(&ca.der)
+        .crl(fresh_crl(&ca, &[], 1))
+        .build()
+        .expect("s");
+    let cache = VerdictCache::new(16);
+    assert_eq!(cache.verify(&s1, &[l.clone()], now()), Verdict::Valid);
+    assert_eq!(cache.verify(&s1, &[l.clone()], now()), Verdict::Valid);
+    let s2 = s1.with_crls([fresh_crl(&ca, &[5], 2)]).expect("crls");
+    assert_eq!(
+        cache.verify(&s2, &[l.clone()], now()).reason(),
+        Some(Reason::Revoked)
+    );
+    assert_eq!(cache.stats().verifications, 2);
+}
+
+#[test]
+fn entries_do_not_outlive_the_certificate_or_the_crl() {
+    let ca = root("Root");
+    let l = leaf_with(
+        &ca,
+        &LeafOpts {
+            not_after: NOW + 600,
+            ..Default::default()
+        },
+    );
+    let s = TrustStore::builder()
+        .anchor(&ca.der)
+        .skew_secs(0)
+        .build()
+        .expect("s");
+    let cache = VerdictCache::new(16);
+    assert!(cache.verify(&s, &[l.clone()], now()).is_valid());
+    assert!(cache.verify(&s, &[l.clone()], t(NOW + 599)).is_valid());
+    assert_eq!(cache.stats().verifications, 1);
+    assert_eq!(
+        cache.verify(&s, &[l.clone()], t(NOW + 601)).reason(),
+        Some(Reason::Expired)
+    );
+    assert_eq!(cache.stats().verifications, 2);
+
+    // The CRL's nextUpdate bounds a valid verdict too (fail closed).
+    let l2 = leaf(&ca);
+    let s = TrustStore::builder()
+        .anchor(&ca.der)
+        .skew_secs(0)
+        .crl(crl(&ca, &[], NOW - 60, NOW + 300, 1))
+        .build()
+        .expect("s");
+    assert!(cache.verify(&s, &[l2.clone()], now()).is_valid());
+    assert_eq!(
+        cache.verify(&s, &[l2], t(NOW + 301)).reason(),
+        Some(Reason::Other)
+    );
+}
+
+#[test]
+fn not_yet_valid_is_not_cached_past_its_start() {
+    let ca = root("Root");
+    let l = leaf_with(
+        &ca,
+        &LeafOpts {
+            not_before: NOW + 1000,
+            ..Default::default()
+        },
+    );
+    let s = TrustStore::builder()
+        .anchor(&ca.der)
+        .skew_secs(0)
+        .build()
+        .expect("s");
+    let cache = VerdictCache::new(16);
+    assert_eq!(
+        cache.verify(&s, &[l.clone()], now()).reason(),
+        Some(Reason::NotYetValid)
+    );
+    assert!(cache.verify(&s, &[l], t(NOW + 1001)).is_valid());
+}
+
+#[test]
+fn bounded_in_entries() {
+    let ca = root("Root");
+    let s = TrustStore::builder().anchor(&ca.der).build().expect("s");
+    let cache = VerdictCache::new(4);
+    for i in 0..10 {
+        let l = leaf_with(
+            &ca,
+            &LeafOpts {
+                serial: 100 + i,
+                ..Default::default()
+            },
+        );
+        assert!(cache.verify(&s, &[l], now()).is_valid());
+        assert!(cache.len() <= 4);
+    }
+    assert_eq!(cache.stats().evictions, 6);
+    assert_eq!(cache.verify(&s, &[], now()), Verdict::None);
+}
