@@ -185,7 +185,7 @@ fn facts_of_a_leaf() {
     assert_eq!(f.ski, None);
     let ca_facts = CertFacts::from_der(&ca.der).expect("facts");
     let ski = ca_facts.ski.expect("CA has an SKI");
-    assert_eq!(ski.len(), 64, "rcgen SHA-256 key id");
+    assert_eq!(ski.len(), 40, "rcgen: SHA-256 key id truncated to 20 bytes");
     assert_eq!(ski, ski.to_lowercase());
     assert_eq!(f.spiffe_id(), Some("spiffe://example.test/ns/prod/sa/api"));
     assert_eq!(
