@@ -33,7 +33,7 @@
 //! non-critical policyConstraints, name constraints in a leaf or empty,
 //! more than 1024 name-constraint subtrees or 256 name attributes
 //! (denial of service), CA certificates with an empty subject, a leaf
-//! with keyCertSign but no cA, a leaf key the TLS layer cannot use (RSA
+//! with keyCertSign but no cA or a key usage without digitalSignature, a leaf key the TLS layer cannot use (RSA
 //! under 2048 bits, DSA, curves other than P-256/384/521, Ed25519 OK),
 //! expired or not-yet-valid trust anchors, trust anchors with unknown
 //! critical extensions or a key usage without keyCertSign, a CRL issuer

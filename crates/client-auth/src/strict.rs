@@ -200,6 +200,14 @@ fn standard(
                 "keyCertSign without basicConstraints cA (RFC 5280 4.2.1.9)",
             ));
         }
+        // The leaf's key signs the TLS CertificateVerify.
+        if ku.is_some_and(|k| !k.digital_signature()) {
+            return Err(v(
+                Reason::BadUsage,
+                role,
+                "key usage lacks digitalSignature, needed to authenticate in TLS",
+            ));
+        }
         leaf_key(c, role, policy.strictness)?;
     }
     if is_anchor {
