@@ -48,6 +48,12 @@ pub fn pem_or_der_certs(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, Er
             what: "certificate",
             reason: "empty input".into(),
         })
+    } else if bytes[0] != 0x30 {
+        // A DER certificate is a SEQUENCE; anything else is not one.
+        Err(Error::Decode {
+            what: "certificate",
+            reason: "neither PEM nor DER".into(),
+        })
     } else {
         Ok(vec![CertificateDer::from(bytes.to_vec())])
     }
@@ -61,6 +67,11 @@ pub fn pem_or_der_crls(bytes: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
         Err(Error::Decode {
             what: "CRL",
             reason: "empty input".into(),
+        })
+    } else if bytes[0] != 0x30 {
+        Err(Error::Decode {
+            what: "CRL",
+            reason: "neither PEM nor DER".into(),
         })
     } else {
         Ok(vec![bytes.to_vec()])

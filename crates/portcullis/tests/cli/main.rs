@@ -1,0 +1,3 @@
+//! Integration tests of the `portcullis` command line (one test binary).
+
+mod verify;
