@@ -14,7 +14,7 @@ use crate::{CertFacts, Verdict};
 
 /// The header names Portcullis owns. Any of these arriving from a client is
 /// removed before forwarding, in every mode.
-pub const OWNED_HEADERS: [&str; 13] = [
+pub const OWNED_HEADERS: [&str; 12] = [
     "client-cert-status",
     "client-cert-error",
     "client-cert-ski",
@@ -27,7 +27,6 @@ pub const OWNED_HEADERS: [&str; 13] = [
     "client-cert",
     "client-cert-chain",
     "x-forwarded-client-cert",
-    "x-forwarded-client-cert-chain",
 ];
 
 /// RFC 9440 `Client-Cert`: the leaf DER as a structured-field byte sequence.

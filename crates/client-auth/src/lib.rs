@@ -50,6 +50,17 @@
 //! equal to their SKI.
 //!
 //! CA certificates used as leaves are always refused (webpki).
+//!
+//! # Conformance (C2SP x509-limbo, 174 applicable cases)
+//! Wrongly accepted / wrongly rejected: webpki alone 44 / 10;
+//! `Standard` 25 / 10; `Strict` 0 / 13. The rejections left are
+//! deliberate (CA as leaf), unsupported by webpki (self-issued
+//! intermediates, DN and e-mail name constraints), or the loser of a pair
+//! of cases limbo marks as conflicting. See `tests/it/limbo.rs`.
+//!
+//! # Cache
+//! [`VerdictCache`] keys on SHA-256 of the chain and the store's
+//! [`StoreVersion`]; see its docs for lifetimes and bounds.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

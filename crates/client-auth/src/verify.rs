@@ -9,7 +9,7 @@ use webpki::{
     RevocationCheckDepth, RevocationOptionsBuilder, UnknownStatusPolicy, VerifiedPath,
 };
 
-use crate::store::{CrlExpiry, EkuPolicy, Strictness, TrustStore};
+use crate::store::{CrlExpiry, EkuPolicy, TrustStore};
 use crate::strict::{self, Violation};
 use crate::verdict::{describe, reason_for, Reason, Verdict};
 
@@ -245,6 +245,3 @@ enum Failure {
     Webpki(webpki::Error),
     Strict(Violation),
 }
-
-// Silence "unused" for Strictness in builds where only the type is needed.
-const _: Strictness = Strictness::Standard;

@@ -139,3 +139,62 @@ fn bounded_in_entries() {
     assert_eq!(cache.stats().evictions, 6);
     assert_eq!(cache.verify(&s, &[], now()), Verdict::None);
 }
+
+#[test]
+fn same_sample_different_bytes_is_not_a_hit() {
+    // A forgery that keeps the length and the signature bytes of a valid
+    // certificate lands in the same bucket; full comparison must miss.
+    let ca = root("Root");
+    let good = leaf(&ca);
+    let mut forged = good.to_vec();
+    let mid = forged.len() / 3;
+    forged[mid] ^= 0x20;
+    let forged = client_auth::CertificateDer::from(forged);
+    let s = TrustStore::builder().anchor(&ca.der).build().expect("s");
+    let cache = VerdictCache::new(16);
+    assert!(cache.verify(&s, &[good.clone()], now()).is_valid());
+    assert!(!cache.verify(&s, &[forged.clone()], now()).is_valid());
+    assert!(cache.verify(&s, &[good], now()).is_valid());
+    assert!(!cache.verify(&s, &[forged], now()).is_valid());
+}
+
+#[test]
+fn bounded_in_bytes_and_large_chains_by_digest() {
+    let ca = root("Root");
+    let s = TrustStore::builder().anchor(&ca.der).build().expect("s");
+    let cache = VerdictCache::with_limits(1000, 8 * 1024);
+    for i in 0..20 {
+        let l = leaf_with(
+            &ca,
+            &LeafOpts {
+                serial: 200 + i,
+                ..Default::default()
+            },
+        );
+        assert!(cache.verify(&s, &[l], now()).is_valid());
+        assert!(cache.bytes() <= 8 * 1024, "{}", cache.bytes());
+    }
+    assert!(cache.stats().evictions > 0);
+    // A chain over the inline limit is cached by digest.
+    let big = leaf_with(
+        &ca,
+        &LeafOpts {
+            extra: vec![rcgen::CustomExtension::from_oid_content(
+                &[1, 3, 6, 1, 4, 1, 55555, 2],
+                {
+                    let n = 20_000usize;
+                    let mut v = vec![0x04, 0x82, (n >> 8) as u8, n as u8];
+                    v.resize(4 + n, b'B');
+                    v
+                },
+            )],
+            ..Default::default()
+        },
+    );
+    let cache = VerdictCache::new(16);
+    let before = cache.stats().verifications;
+    assert!(cache.verify(&s, &[big.clone()], now()).is_valid());
+    assert!(cache.verify(&s, &[big], now()).is_valid());
+    assert_eq!(cache.stats().verifications, before + 1);
+    assert!(cache.bytes() < 2048);
+}
