@@ -159,7 +159,7 @@ pub(crate) fn rfc4514(name: &X509Name<'_>) -> String {
                     // Not a string type: RFC 4514 "#" form (hex of the
                     // value's content octets).
                     out.push('#');
-                    out.push_str(&hex::encode(atv.attr_value().data.as_ref()));
+                    out.push_str(&hex::encode(atv.attr_value().data));
                 }
             }
         }

@@ -351,7 +351,7 @@ fn strict(
     }
     // RSA modulus a whole number of bytes (CABF 6.1.5).
     if let Ok(PublicKey::RSA(rsa)) = c.public_key().parsed() {
-        if rsa_bits(rsa.modulus) % 8 != 0 {
+        if rsa_bits(rsa.modulus) & 7 != 0 {
             return Err(malformed("RSA modulus size not a multiple of 8"));
         }
     }

@@ -207,7 +207,7 @@ impl TrustStore {
         let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(t));
         let algs = webpki::ALL_VERIFICATION_ALGS;
         let anchors = &self.trust.anchors;
-        let cb: Option<&dyn Fn(&VerifiedPath<'_>) -> Result<(), webpki::Error>> = Some(&callback);
+        let cb: Option<&PathCheck<'_>> = Some(&callback);
         let res = match policy.eku {
             EkuPolicy::Client => ee.verify_for_usage(
                 algs,
@@ -240,6 +240,9 @@ impl TrustStore {
         }
     }
 }
+
+/// The path callback webpki takes.
+type PathCheck<'a> = dyn Fn(&VerifiedPath<'_>) -> Result<(), webpki::Error> + 'a;
 
 enum Failure {
     Webpki(webpki::Error),

@@ -47,11 +47,17 @@ fn crl_update_invalidates() {
         .build()
         .expect("s");
     let cache = VerdictCache::new(16);
-    assert_eq!(cache.verify(&s1, &[l.clone()], now()), Verdict::Valid);
-    assert_eq!(cache.verify(&s1, &[l.clone()], now()), Verdict::Valid);
+    assert_eq!(
+        cache.verify(&s1, std::slice::from_ref(&l), now()),
+        Verdict::Valid
+    );
+    assert_eq!(
+        cache.verify(&s1, std::slice::from_ref(&l), now()),
+        Verdict::Valid
+    );
     let s2 = s1.with_crls([fresh_crl(&ca, &[5], 2)]).expect("crls");
     assert_eq!(
-        cache.verify(&s2, &[l.clone()], now()).reason(),
+        cache.verify(&s2, std::slice::from_ref(&l), now()).reason(),
         Some(Reason::Revoked)
     );
     assert_eq!(cache.stats().verifications, 2);
@@ -73,11 +79,15 @@ fn entries_do_not_outlive_the_certificate_or_the_crl() {
         .build()
         .expect("s");
     let cache = VerdictCache::new(16);
-    assert!(cache.verify(&s, &[l.clone()], now()).is_valid());
-    assert!(cache.verify(&s, &[l.clone()], t(NOW + 599)).is_valid());
+    assert!(cache.verify(&s, std::slice::from_ref(&l), now()).is_valid());
+    assert!(cache
+        .verify(&s, std::slice::from_ref(&l), t(NOW + 599))
+        .is_valid());
     assert_eq!(cache.stats().verifications, 1);
     assert_eq!(
-        cache.verify(&s, &[l.clone()], t(NOW + 601)).reason(),
+        cache
+            .verify(&s, std::slice::from_ref(&l), t(NOW + 601))
+            .reason(),
         Some(Reason::Expired)
     );
     assert_eq!(cache.stats().verifications, 2);
@@ -90,7 +100,9 @@ fn entries_do_not_outlive_the_certificate_or_the_crl() {
         .crl(crl(&ca, &[], NOW - 60, NOW + 300, 1))
         .build()
         .expect("s");
-    assert!(cache.verify(&s, &[l2.clone()], now()).is_valid());
+    assert!(cache
+        .verify(&s, std::slice::from_ref(&l2), now())
+        .is_valid());
     assert_eq!(
         cache.verify(&s, &[l2], t(NOW + 301)).reason(),
         Some(Reason::Other)
@@ -114,7 +126,7 @@ fn not_yet_valid_is_not_cached_past_its_start() {
         .expect("s");
     let cache = VerdictCache::new(16);
     assert_eq!(
-        cache.verify(&s, &[l.clone()], now()).reason(),
+        cache.verify(&s, std::slice::from_ref(&l), now()).reason(),
         Some(Reason::NotYetValid)
     );
     assert!(cache.verify(&s, &[l], t(NOW + 1001)).is_valid());
@@ -152,8 +164,12 @@ fn same_sample_different_bytes_is_not_a_hit() {
     let forged = client_auth::CertificateDer::from(forged);
     let s = TrustStore::builder().anchor(&ca.der).build().expect("s");
     let cache = VerdictCache::new(16);
-    assert!(cache.verify(&s, &[good.clone()], now()).is_valid());
-    assert!(!cache.verify(&s, &[forged.clone()], now()).is_valid());
+    assert!(cache
+        .verify(&s, std::slice::from_ref(&good), now())
+        .is_valid());
+    assert!(!cache
+        .verify(&s, std::slice::from_ref(&forged), now())
+        .is_valid());
     assert!(cache.verify(&s, &[good], now()).is_valid());
     assert!(!cache.verify(&s, &[forged], now()).is_valid());
 }
@@ -193,7 +209,9 @@ fn bounded_in_bytes_and_large_chains_by_digest() {
     );
     let cache = VerdictCache::new(16);
     let before = cache.stats().verifications;
-    assert!(cache.verify(&s, &[big.clone()], now()).is_valid());
+    assert!(cache
+        .verify(&s, std::slice::from_ref(&big), now())
+        .is_valid());
     assert!(cache.verify(&s, &[big], now()).is_valid());
     assert_eq!(cache.stats().verifications, before + 1);
     assert!(cache.bytes() < 2048);

@@ -256,7 +256,7 @@ fn invalid_and_none_headers() {
         .anchor(&ca.der)
         .build()
         .expect("s")
-        .verify(&[l.clone()], now());
+        .verify(std::slice::from_ref(&l), now());
     let f = CertFacts::from_der(&l).expect("facts");
     let h = identity_headers(&v, Some(&f), &[l]);
     assert_eq!(h[0], ("client-cert-status", "invalid".to_string()));

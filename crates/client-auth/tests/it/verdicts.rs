@@ -33,7 +33,7 @@ fn two_deep_chain_is_valid_and_empty_chain_is_none() {
     assert_eq!(s.verify(&[], now()), Verdict::None);
     // Without the intermediate there is no path.
     assert_eq!(
-        reason(&s.verify(&[leaf.clone()], now())),
+        reason(&s.verify(std::slice::from_ref(&leaf), now())),
         Some(Reason::UnknownIssuer)
     );
     // An operator-supplied intermediate completes the path.
@@ -91,7 +91,7 @@ fn expired_root_is_refused_at_standard_but_not_by_webpki_alone() {
     );
     let l = leaf(&root);
     assert_eq!(
-        reason(&store(&root).verify(&[l.clone()], now())),
+        reason(&store(&root).verify(std::slice::from_ref(&l), now())),
         Some(Reason::Expired)
     );
     let webpki_only = TrustStore::builder()
@@ -113,7 +113,10 @@ fn not_yet_valid_and_skew() {
         },
     );
     // Default skew (60 s) accepts a leaf valid in 30 s.
-    assert_eq!(store(&root).verify(&[soon.clone()], now()), Verdict::Valid);
+    assert_eq!(
+        store(&root).verify(std::slice::from_ref(&soon), now()),
+        Verdict::Valid
+    );
     let no_skew = TrustStore::builder()
         .anchor(&root.der)
         .skew_secs(0)
@@ -142,7 +145,10 @@ fn not_yet_valid_and_skew() {
             ..Default::default()
         },
     );
-    assert_eq!(store(&root).verify(&[just.clone()], now()), Verdict::Valid);
+    assert_eq!(
+        store(&root).verify(std::slice::from_ref(&just), now()),
+        Verdict::Valid
+    );
     assert_eq!(
         reason(&no_skew.verify(&[just], now())),
         Some(Reason::Expired)
@@ -244,7 +250,7 @@ fn expired_crl_fails_closed_by_default() {
         .crl(&stale)
         .build()
         .expect("store");
-    let v = s.verify(&[l.clone()], now());
+    let v = s.verify(std::slice::from_ref(&l), now());
     assert_eq!(reason(&v), Some(Reason::Other), "{v:?}");
     let lenient = TrustStore::builder()
         .anchor(&root.der)
@@ -266,7 +272,7 @@ fn wrong_eku() {
         },
     );
     assert_eq!(
-        reason(&store(&root).verify(&[server_only.clone()], now())),
+        reason(&store(&root).verify(std::slice::from_ref(&server_only), now())),
         Some(Reason::BadUsage)
     );
     for (eku, ok) in [
@@ -280,7 +286,8 @@ fn wrong_eku() {
             .build()
             .expect("store");
         assert_eq!(
-            s.verify(&[server_only.clone()], now()).is_valid(),
+            s.verify(std::slice::from_ref(&server_only), now())
+                .is_valid(),
             ok,
             "{eku:?}"
         );
@@ -300,7 +307,7 @@ fn wrong_eku() {
 fn ca_certificate_used_as_leaf() {
     let root = root("Root");
     let int = intermediate("Issuing", &root);
-    let v = store(&root).verify(&[int.der.clone()], now());
+    let v = store(&root).verify(std::slice::from_ref(&int.der), now());
     assert_eq!(reason(&v), Some(Reason::BadUsage), "{v:?}");
 }
 

@@ -242,13 +242,24 @@ fn later() -> (String, String) {
     )
 }
 
+/// (leaf file, chain file, trust file, our extra args, openssl's extra
+/// args, expected reason or `None` for valid).
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    Vec<&'a str>,
+    Vec<&'a str>,
+    Option<&'a str>,
+);
+
 #[test]
 fn agrees_with_openssl_verify_sslclient() {
     let pki = Pki::new();
     let d = pki.dir.path();
     let (later_unix, later_rfc) = later();
     // (leaf file, chain file, trust, our extra args, openssl extra args, expected reason)
-    let cases: Vec<(&str, &str, &str, Vec<&str>, Vec<&str>, Option<&str>)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             "client.pem",
             "client-chain.pem",
