@@ -130,7 +130,17 @@ impl TrustStore {
             }
             Err(Failure::Strict(v)) => invalid(v.reason, v.detail),
             Err(Failure::Webpki(e)) => {
-                let mut out = invalid(reason_for(&e), describe(&e));
+                let mut detail = describe(&e);
+                if e == webpki::Error::UnknownIssuer {
+                    // Say whom the client claimed as issuer; helps operators.
+                    if let Ok((_, c)) = x509_parser::parse_x509_certificate(leaf) {
+                        detail = format!(
+                            "no path to a trust anchor of this store (leaf issuer: {})",
+                            crate::facts::rfc4514(c.issuer())
+                        );
+                    }
+                }
+                let mut out = invalid(reason_for(&e), detail);
                 if let webpki::Error::CertNotValidYet { not_before, .. } = e {
                     // It may become valid: do not reuse past its start.
                     out.reuse_until = out
