@@ -23,7 +23,9 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "FILE")]
     pub intermediates: Option<PathBuf>,
     /// CRLs (PEM or DER). Repeatable. Every certificate of the path is
-    /// checked against the CRL of its issuer, if one is given.
+    /// checked against the CRL of its issuer when one is given; a
+    /// certificate whose issuer has no CRL here is not checked (unlike
+    /// `openssl verify -crl_check`). An expired CRL makes the chain invalid.
     #[arg(long = "crl", value_name = "FILE")]
     pub crl: Vec<PathBuf>,
     /// Verification time (RFC 3339), default now.
@@ -35,7 +37,8 @@ pub struct VerifyArgs {
     /// Extra RFC 5280 / CA/B Forum checks that some private PKIs fail.
     #[arg(long)]
     pub strict: bool,
-    /// Tolerated clock skew in seconds.
+    /// Tolerated clock skew in seconds (0 here, like openssl; the gateway's
+    /// default is 60).
     #[arg(long, value_name = "SECONDS", default_value_t = 0)]
     pub skew: u64,
 }

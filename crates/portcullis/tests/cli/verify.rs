@@ -500,6 +500,23 @@ fn deliberate_differences_from_openssl() {
 }
 
 #[test]
+fn strict_option() {
+    let pki = Pki::new();
+    let d = pki.dir.path();
+    // openssl-made chains pass the strict profile...
+    let ours = portcullis(d, &["client-chain.pem", "--trust", "root.pem", "--strict"]);
+    assert_eq!(ours.code, 0, "{}", ours.json);
+    // ...except a leaf without extendedKeyUsage (a CA/B Forum rule).
+    let ours = portcullis(d, &["noeku-chain.pem", "--trust", "root.pem", "--strict"]);
+    assert_eq!(
+        (ours.code, ours.json["reason"].as_str()),
+        (1, Some("bad-usage")),
+        "{}",
+        ours.json
+    );
+}
+
+#[test]
 fn usage_and_unreadable_input_exit_2() {
     let pki = Pki::new();
     let d = pki.dir.path();
