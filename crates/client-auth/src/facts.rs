@@ -156,10 +156,14 @@ pub(crate) fn rfc4514(name: &X509Name<'_>) -> String {
             match atv.as_str() {
                 Ok(s) => escape_value(s, &mut out),
                 Err(_) => {
-                    // Not a string type: RFC 4514 "#" form (hex of the
-                    // value's content octets).
+                    // Not a string type: RFC 4514 "#" form, hex of the
+                    // value's DER encoding.
+                    use x509_parser::der_parser::asn1_rs::ToDer as _;
                     out.push('#');
-                    out.push_str(&hex::encode(atv.attr_value().data));
+                    match atv.attr_value().to_der_vec() {
+                        Ok(der) => out.push_str(&hex::encode(der)),
+                        Err(_) => out.push_str(&hex::encode(atv.attr_value().data)),
+                    }
                 }
             }
         }
