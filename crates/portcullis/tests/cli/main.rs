@@ -7,3 +7,4 @@ mod common;
 mod ca_bad_input;
 mod ca_crash;
 mod ca_interop;
+mod verify;
