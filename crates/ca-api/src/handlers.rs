@@ -67,6 +67,7 @@ pub fn router(state: Arc<CaState>) -> Router {
         .route("/ocsp", post(ocsp_post))
         .route("/ocsp/{*req}", get(ocsp_get))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
@@ -76,6 +77,14 @@ async fn not_found() -> ApiError {
         status: axum::http::StatusCode::NOT_FOUND,
         code: codes::API_CLIENT + 4,
         message: "no such endpoint".into(),
+    }
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError {
+        status: axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        code: codes::API_CLIENT + 4,
+        message: "method not allowed for this endpoint".into(),
     }
 }
 
@@ -231,7 +240,7 @@ async fn info(State(st): S, b: Result<Bytes, BytesRejection>) -> Result<Response
     Ok(ok(json!({
         "certificate": st.ca.cert_pem(),
         "usages": p.usage_names,
-        "expiry": format!("{}h", p.expiry.as_secs() / 3600),
+        "expiry": pki::duration::format_go_duration(p.expiry),
     })))
 }
 

@@ -47,6 +47,22 @@ pub fn parse_go_duration(s: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs_f64(total))
 }
 
+/// Formats a duration the way CFSSL prints expiries: whole hours as `8760h`,
+/// otherwise `1h30m0s` style (Go's `Duration.String`, to the second).
+pub fn format_go_duration(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    let (h, m, sec) = (s / 3600, (s % 3600) / 60, s % 60);
+    if m == 0 && sec == 0 {
+        format!("{h}h")
+    } else if h > 0 {
+        format!("{h}h{m}m{sec}s")
+    } else if m > 0 {
+        format!("{m}m{sec}s")
+    } else {
+        format!("{sec}s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_go_duration as p;
@@ -59,6 +75,15 @@ mod tests {
         assert_eq!(p("90s").unwrap(), Duration::from_secs(90));
         assert_eq!(p("1.5h").unwrap(), Duration::from_secs(5400));
         assert_eq!(p("0").unwrap(), Duration::ZERO);
+        assert_eq!(
+            super::format_go_duration(Duration::from_secs(8760 * 3600)),
+            "8760h"
+        );
+        assert_eq!(
+            super::format_go_duration(Duration::from_secs(5400)),
+            "1h30m0s"
+        );
+        assert_eq!(super::format_go_duration(Duration::from_secs(90)), "1m30s");
         for bad in ["", "h", "10", "-5h", "5d", "1e9999h", "5h-3m"] {
             assert!(p(bad).is_err(), "{bad}");
         }

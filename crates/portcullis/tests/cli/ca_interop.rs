@@ -620,3 +620,35 @@ fn cli_revoke_and_crl() {
             || String::from_utf8_lossy(&out.stderr).contains("revoked")
     );
 }
+
+/// Wrong methods and unknown paths get CFSSL envelopes, not empty bodies.
+#[test]
+fn wrong_method_and_unknown_path_get_envelopes() {
+    let d = tempdir();
+    let dir = d.path();
+    init_ca(dir);
+    server_config(dir);
+    let (_srv, port) = start_ca_serve(dir, &[]);
+    for (method, path, status) in [
+        ("GET", "/api/v1/cfssl/sign", "405"),
+        ("DELETE", "/api/v1/cfssl/health", "405"),
+        ("GET", "/api/v1/cfssl/nosuch", "404"),
+    ] {
+        let out = ok(run_in(
+            dir,
+            Command::new("curl").args([
+                "-s",
+                "-X",
+                method,
+                "-w",
+                "\n%{http_code}",
+                &format!("http://127.0.0.1:{port}{path}"),
+            ]),
+        ));
+        let (body, code) = out.rsplit_once('\n').expect("status line");
+        assert_eq!(code, status, "{method} {path}: {body}");
+        let v: serde_json::Value = serde_json::from_str(body).expect("JSON envelope");
+        assert_eq!(v["success"], false);
+        assert!(v["errors"][0]["message"].is_string(), "{v}");
+    }
+}
