@@ -652,3 +652,74 @@ fn wrong_method_and_unknown_path_get_envelopes() {
         assert!(v["errors"][0]["message"].is_string(), "{v}");
     }
 }
+
+/// What `ca gencert --remote` sends: a CSR, never the private key. A
+/// listener in the test records the request and refuses it.
+#[test]
+fn gencert_remote_sends_only_the_csr() {
+    use std::io::{Read, Write};
+    let d = tempdir();
+    let dir = d.path();
+    write(
+        dir,
+        "csr.json",
+        r#"{"CN":"agent","hosts":["agent.acme.test"]}"#,
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let recorder = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .ok();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        // Read headers and body (bounded).
+        while buf.len() < 1 << 20 {
+            match s.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+            if let Some(h) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..h]).to_ascii_lowercase();
+                let len = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if buf.len() >= h + 4 + len {
+                    break;
+                }
+            }
+        }
+        let body = br#"{"success":false,"result":null,"errors":[{"code":7001,"message":"recorded"}],"messages":[]}"#;
+        let _ = write!(
+            s,
+            "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        let _ = s.write_all(body);
+        buf
+    });
+    let err = fails(portcullis(
+        dir,
+        &[
+            "ca",
+            "gencert",
+            "csr.json",
+            "--remote",
+            &format!("http://127.0.0.1:{port}"),
+            "--out",
+            "agent",
+        ],
+    ));
+    assert!(err.contains("recorded"), "{err}");
+    let sent = String::from_utf8_lossy(&recorder.join().expect("recorder")).into_owned();
+    assert!(sent.contains("POST /api/v1/cfssl/sign"), "{sent}");
+    assert!(sent.contains("BEGIN CERTIFICATE REQUEST"), "{sent}");
+    assert!(
+        !sent.contains("PRIVATE KEY"),
+        "the key left the machine: {sent}"
+    );
+    // Refused: nothing written, not even the key.
+    assert!(!dir.join("agent-key.pem").exists() && !dir.join("agent.pem").exists());
+}
