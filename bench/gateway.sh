@@ -223,6 +223,14 @@ calc() { awk "BEGIN { $1 }"; } # calc 'printf "%.1f", 1/3'
 
 free_port() { "$tls_load" --free-port; }
 
+ratio() { # ratio A B -> A/B with 2 decimals, or "-"
+  if [[ -n ${1:-} && -n ${2:-} ]]; then
+    awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'
+  else
+    echo "-"
+  fi
+}
+
 # nginx_conf FILE NAME BODY: a standalone nginx config (own prefix, pid and logs
 # in the temp dir, in the foreground) whose http{} block is BODY.
 nginx_conf() {
@@ -507,7 +515,7 @@ bench_one() {
       echo "gateway: $name flood: $(json_field "$flood_out" errors) errors: $(head -c 300 "$work/$name.flood.err" | tr '\n' ' ')" >&2
     fi
     if [[ -n ${val[$name.ka.rate]:-} && -n ${val[$name.legit.rate]:-} ]]; then
-      val[$name.share]=$(calc "printf \"%.2f\", ${val[$name.legit.rate]} / ${val[$name.ka.rate]}")
+      val[$name.share]=$(ratio "${val[$name.legit.rate]}" "${val[$name.ka.rate]}")
     fi
   fi
   stop_server
@@ -541,13 +549,6 @@ for name in $SERVERS; do
 done
 
 # ------------------------------------------------------------------ report
-ratio() { # ratio A B -> A/B with 2 decimals, or "-"
-  if [[ -n ${1:-} && -n ${2:-} ]]; then
-    calc "if ($2 > 0) printf \"%.2f\", $1 / $2; else print \"-\""
-  else
-    echo "-"
-  fi
-}
 v() { echo "${val[$1]:--}"; }
 row() { # row LABEL KEY: one metric for both servers and their ratio
   local n p
@@ -625,5 +626,5 @@ np=${val[nginx.rate.p99]:-}
 goal "cpu per keep-alive request <= 0.8x nginx, p99 no worse" "$met" "cpu $(ratio "$pk" "$nk")x, p99 $pp vs $np ms"
 met=
 ps=${val[portcullis.share]:-}
-[[ -n $ps ]] && met=$(check "$ps >= 0.8")
+[[ $ps =~ ^[0-9.]+$ ]] && met=$(check "$ps >= 0.8")
 goal ">= 80% of legitimate throughput under the flood" "$met" "portcullis ${ps:--}, nginx ${val[nginx.share]:--}"
