@@ -1,0 +1,235 @@
+//! The listener: accept TCP, read the ClientHello, pick the hostname by
+//! SNI, finish the handshake with that hostname's config, compute the
+//! verdict once, then serve HTTP/1.1 or HTTP/2 on the connection.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use client_auth::{CertificateDer, UnixTime, VerdictCache};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::StartHandshake;
+use tracing::Instrument as _;
+
+use crate::config::Mode;
+use crate::proxy::{self, ConnContext, OriginClient};
+use crate::site::{Site, Sites};
+use crate::tls::UNRECOGNIZED_NAME_ALERT;
+
+/// Longest time from TCP accept to the end of the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long open connections may finish their requests at shutdown.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Verdicts cached across connections (keyed by chain and trust store).
+const VERDICT_CACHE_ENTRIES: usize = 10_000;
+
+/// Why a connection ended before HTTP.
+#[derive(Debug, thiserror::Error)]
+enum HandshakeError {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("connection closed before a ClientHello")]
+    Eof,
+    #[error("no configured hostname for SNI {0:?}")]
+    UnknownSni(Option<String>),
+    #[error("handshake timed out")]
+    Timeout,
+}
+
+/// The data plane: hostnames, the verdict cache, the origin client.
+pub struct Gateway {
+    sites: Arc<Sites>,
+    cache: VerdictCache,
+    client: OriginClient,
+}
+
+impl Gateway {
+    /// A gateway serving `sites`.
+    pub fn new(sites: Sites) -> Arc<Gateway> {
+        Arc::new(Gateway {
+            sites: Arc::new(sites),
+            cache: VerdictCache::new(VERDICT_CACHE_ENTRIES),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        })
+    }
+
+    /// Accepts connections on `listener` until `shutdown` completes, then
+    /// stops accepting, lets open connections finish their requests (up to
+    /// 10 s) and returns.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut conns = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                Some(_) = conns.join_next(), if !conns.is_empty() => {}
+                r = listener.accept() => match r {
+                    Ok((tcp, peer)) => {
+                        conns.spawn(self.clone().connection(tcp, peer, stop_rx.clone()));
+                    }
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+            }
+        }
+        drop(listener);
+        let _ = stop_tx.send(true);
+        tracing::info!(open = conns.len(), "shutting down: draining connections");
+        let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+            while conns.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(open = conns.len(), "drain timed out; closing connections");
+            conns.abort_all();
+        }
+    }
+
+    async fn connection(
+        self: Arc<Self>,
+        tcp: TcpStream,
+        peer: SocketAddr,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let span = tracing::info_span!("conn", %peer, sni = tracing::field::Empty);
+        async move {
+            let _ = tcp.set_nodelay(true);
+            let hs = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.handshake(tcp));
+            let (site, tls) = tokio::select! {
+                r = hs => match r {
+                    Ok(Ok(x)) => x,
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(error = %HandshakeError::Timeout, "handshake failed");
+                        return;
+                    }
+                },
+                _ = stop.changed() => return,
+            };
+            let ctx = Arc::new(self.context(peer, site, &tls));
+            tracing::debug!(verdict = ctx.status(), "handshake done");
+            let gw = self.clone();
+            let svc = service_fn(move |req: hyper::Request<Incoming>| {
+                let gw = gw.clone();
+                let ctx = ctx.clone();
+                async move {
+                    Ok::<_, std::convert::Infallible>(proxy::handle(&gw.client, &ctx, req).await)
+                }
+            });
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection(TokioIo::new(tls), svc);
+            tokio::pin!(conn);
+            let r = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Reads the ClientHello, chooses the site by SNI and completes the
+    /// handshake with its config. Unknown or missing SNI: a fatal
+    /// `unrecognized_name` alert.
+    async fn handshake(
+        &self,
+        mut tcp: TcpStream,
+    ) -> Result<(Arc<Site>, TlsStream<TcpStream>), HandshakeError> {
+        let mut acceptor = rustls::server::Acceptor::default();
+        let mut buf = vec![0u8; 16 * 1024];
+        let accepted = loop {
+            let n = tcp.read(&mut buf).await?;
+            if n == 0 {
+                return Err(HandshakeError::Eof);
+            }
+            let mut rd = &buf[..n];
+            while !rd.is_empty() {
+                if acceptor.read_tls(&mut rd)? == 0 {
+                    return Err(HandshakeError::Eof);
+                }
+            }
+            match acceptor.accept() {
+                Ok(None) => continue,
+                Ok(Some(a)) => break a,
+                Err((e, mut alert)) => {
+                    let mut out = Vec::new();
+                    let _ = alert.write_all(&mut out);
+                    let _ = tcp.write_all(&out).await;
+                    return Err(e.into());
+                }
+            }
+        };
+        let sni = accepted
+            .client_hello()
+            .server_name()
+            .map(str::to_ascii_lowercase);
+        if let Some(s) = &sni {
+            tracing::Span::current().record("sni", s.as_str());
+        }
+        let Some(site) = sni.as_deref().and_then(|s| self.sites.get(s)).cloned() else {
+            let _ = tcp.write_all(&UNRECOGNIZED_NAME_ALERT).await;
+            let _ = tcp.shutdown().await;
+            return Err(HandshakeError::UnknownSni(sni));
+        };
+        let tls = StartHandshake::from_parts(accepted, tcp)
+            .into_stream(site.tls.clone())
+            .await?;
+        Ok((site, tls))
+    }
+
+    /// The verdict and identity headers, once per connection.
+    fn context(
+        &self,
+        peer: SocketAddr,
+        site: Arc<Site>,
+        tls: &TlsStream<TcpStream>,
+    ) -> ConnContext {
+        let (_, conn) = tls.get_ref();
+        let chain: Vec<CertificateDer<'static>> = conn
+            .peer_certificates()
+            .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+            .unwrap_or_default();
+        let (verdict, identity) = match (&site.trust, site.mode) {
+            (Some(store), Mode::Report | Mode::Enforce) => {
+                let v = self.cache.verify(store, &chain, UnixTime::now());
+                if let client_auth::Verdict::Invalid { reason, detail } = &v {
+                    tracing::info!(%reason, %detail, "client certificate invalid");
+                }
+                let h = proxy::identity_headers(&v, &chain);
+                (Some(v), h)
+            }
+            _ => (None, Vec::new()),
+        };
+        ConnContext {
+            peer,
+            site,
+            verdict,
+            identity,
+        }
+    }
+}

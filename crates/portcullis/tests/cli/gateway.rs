@@ -1,0 +1,695 @@
+//! `portcullis serve` as a gateway, driven by real `curl` and
+//! `openssl s_client`, in front of an echo origin that runs in the test
+//! process and answers with the request head it received.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+/// An HTTP/1.1 origin on 127.0.0.1 that records each request head and
+/// sends it back as the body.
+struct Origin {
+    port: u16,
+    seen: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Origin {
+    fn start() -> Origin {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind origin");
+        l.set_nonblocking(true).expect("nonblocking");
+        let port = l.local_addr().expect("addr").port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s2, stop2) = (seen.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(300);
+            let mut served = 0;
+            while !stop2.load(Ordering::Relaxed) && Instant::now() < deadline && served < 1000 {
+                match l.accept() {
+                    Ok((s, _)) => {
+                        served += 1;
+                        let seen = s2.clone();
+                        std::thread::spawn(move || echo(s, &seen));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        Origin { port, seen, stop }
+    }
+
+    fn count(&self) -> usize {
+        self.seen.lock().expect("lock").len()
+    }
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Serves requests on one connection (keep-alive), at most 100.
+fn echo(mut s: TcpStream, seen: &Mutex<Vec<String>>) {
+    let _ = s.set_nonblocking(false);
+    let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
+    let mut buf = Vec::new();
+    for _ in 0..100 {
+        // Read a head.
+        let end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            if buf.len() > 256 * 1024 {
+                return;
+            }
+            let mut chunk = [0u8; 8192];
+            match s.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        let len: usize = head
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.trim().parse().ok())
+            .unwrap_or(0);
+        let mut body_have = buf.len() - end;
+        while body_have < len {
+            let mut chunk = [0u8; 8192];
+            match s.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    buf.extend_from_slice(&chunk[..n]);
+                    body_have += n;
+                }
+            }
+        }
+        buf.drain(..end + len);
+        seen.lock().expect("lock").push(head.clone());
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{head}",
+            head.len()
+        );
+        if s.write_all(resp.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// The headers of an echoed request head: lowercase name → values.
+fn headers(head: &str) -> HashMap<String, Vec<String>> {
+    let mut m: HashMap<String, Vec<String>> = HashMap::new();
+    for l in head.lines().skip(1) {
+        if let Some((k, v)) = l.split_once(':') {
+            m.entry(k.trim().to_ascii_lowercase())
+                .or_default()
+                .push(v.trim().to_owned());
+        }
+    }
+    m
+}
+
+fn one<'a>(h: &'a HashMap<String, Vec<String>>, name: &str) -> &'a str {
+    match h.get(name).map(Vec::as_slice) {
+        Some([v]) => v,
+        other => panic!("expected one {name} header, got {other:?} in {h:?}"),
+    }
+}
+
+const SIGNING: &str = r#"{"signing":{"default":{"expiry":"168h"},"profiles":{
+  "client":{"usages":["signing","key encipherment","client auth"],"expiry":"720h"},
+  "server":{"usages":["signing","key encipherment","server auth"],"expiry":"720h"}}}}"#;
+
+const OSSL_CA: &str = "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_certs_dir = .\n\
+serial = serial\ndefault_md = sha256\npolicy = p\nunique_subject = no\n[p]\ncommonName = supplied\n\
+[ext]\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = clientAuth\n";
+
+fn gencert(dir: &Path, name: &str, ca: &str, profile: &str, hosts: &str, db: bool) {
+    write(
+        dir,
+        &format!("{name}.json"),
+        &format!(r#"{{"CN":"{name}","hosts":[{hosts}],"key":{{"algo":"ecdsa","size":256}}}}"#),
+    );
+    let mut args = vec![
+        "ca".to_owned(),
+        "gencert".into(),
+        format!("{name}.json"),
+        "--ca".into(),
+        format!("{ca}.pem"),
+        "--ca-key".into(),
+        format!("{ca}-key.pem"),
+        "--config".into(),
+        "signing.json".into(),
+        "--profile".into(),
+        profile.into(),
+        "--out".into(),
+        name.into(),
+    ];
+    if db {
+        args.extend(["--db".into(), "certs.db".into()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(portcullis(dir, &args));
+}
+
+/// CA `ca` (Test Root), CA `other` (another tenant), server cert for the
+/// three hostnames, and client certs: alice (valid), mallory (other CA),
+/// old (expired, via openssl ca), carol (revoked, in ca.crl), bob
+/// (serverAuth only).
+fn make_pki(dir: &Path) {
+    need("openssl");
+    init_ca(dir);
+    write(
+        dir,
+        "other-csr.json",
+        r#"{"CN":"Other Tenant Root","key":{"algo":"ecdsa","size":256}}"#,
+    );
+    ok(portcullis(
+        dir,
+        &["ca", "init", "other-csr.json", "--out", "other"],
+    ));
+    write(dir, "signing.json", SIGNING);
+    gencert(
+        dir,
+        "server",
+        "ca",
+        "server",
+        r#""enforce.acme.test","report.acme.test","off.acme.test""#,
+        false,
+    );
+    gencert(dir, "alice", "ca", "client", "", true);
+    gencert(dir, "carol", "ca", "client", "", true);
+    gencert(dir, "bob", "ca", "server", "", false);
+    gencert(dir, "mallory", "other", "client", "", false);
+    // Expired: valid in 2020 only.
+    write(dir, "ossl-ca.cnf", OSSL_CA);
+    write(dir, "index.txt", "");
+    write(dir, "serial", "1000\n");
+    openssl_csr(
+        dir,
+        "old",
+        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        "/CN=old",
+        &[],
+    );
+    ok(run_in(
+        dir,
+        Command::new("openssl").args([
+            "ca",
+            "-batch",
+            "-config",
+            "ossl-ca.cnf",
+            "-cert",
+            "ca.pem",
+            "-keyfile",
+            "ca-key.pem",
+            "-in",
+            "old.csr",
+            "-out",
+            "old.pem",
+            "-startdate",
+            "20200101000000Z",
+            "-enddate",
+            "20200102000000Z",
+            "-extensions",
+            "ext",
+            "-notext",
+        ]),
+    ));
+    std::fs::rename(dir.join("old.key"), dir.join("old-key.pem")).expect("rename");
+    // Revoke carol, then the CRL.
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(portcullis(dir, &["cert", "info", "carol.pem"]))).expect("json");
+    let serial = info["serial_number"].as_str().expect("serial");
+    ok(portcullis(
+        dir,
+        &[
+            "ca", "revoke", "--db", "certs.db", "--ca", "ca.pem", "--serial", serial,
+        ],
+    ));
+    ok(portcullis(
+        dir,
+        &[
+            "ca",
+            "crl",
+            "--ca",
+            "ca.pem",
+            "--ca-key",
+            "ca-key.pem",
+            "--db",
+            "certs.db",
+            "--out",
+            "ca.crl",
+        ],
+    ));
+}
+
+fn gateway_toml(https_port: u16, origin_port: u16) -> String {
+    let mut s = format!(
+        r#"[server]
+https = "127.0.0.1:{https_port}"
+
+[[ca]]
+name = "acme"
+pem = "ca.pem"
+crl = "ca.crl"
+
+[[ca]]
+name = "other"
+pem = "other.pem"
+"#
+    );
+    for (host, mode) in [("enforce", "enforce"), ("report", "report"), ("off", "off")] {
+        s.push_str(&format!(
+            r#"
+[[hostname]]
+name = "{host}.acme.test"
+cert = "server.pem"
+key = "server-key.pem"
+origin = "http://127.0.0.1:{origin_port}"
+
+[hostname.mtls]
+mode = "{mode}"
+cas = ["acme"]
+"#
+        ));
+    }
+    s
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+    port: u16,
+    origin: Origin,
+    _gw: ChildGuard,
+}
+
+impl Env {
+    fn start() -> Env {
+        need("curl");
+        let d = tempdir();
+        make_pki(d.path());
+        let origin = Origin::start();
+        let port = free_port();
+        write(d.path(), "gateway.toml", &gateway_toml(port, origin.port));
+        let log = std::fs::File::create(d.path().join("gateway.log")).expect("log file");
+        let child = Command::new(bin())
+            .args(["serve", "--config", "gateway.toml"])
+            .current_dir(d.path())
+            .env("PORTCULLIS_LOG", "gateway=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn serve");
+        let mut g = ChildGuard(Some(child));
+        wait_port(port, &mut g);
+        Env {
+            dir: d,
+            port,
+            origin,
+            _gw: g,
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// curl to `https://HOST.acme.test:PORT/PATH` with `--cert NAME.pem`
+    /// (unless `cert` is None) and extra args; returns (status, content
+    /// type, body). Status 0 when curl failed.
+    fn curl(&self, host: &str, cert: Option<&str>, extra: &[&str]) -> (u16, String, String) {
+        let name = format!("{host}.acme.test");
+        let mut c = Command::new("curl");
+        c.current_dir(self.path())
+            .args(["-sS", "--max-time", "20", "--cacert", "ca.pem", "--resolve"])
+            .arg(format!("{name}:{}:127.0.0.1", self.port))
+            .args(["-o", "-", "-w", "\n%{http_code} %{content_type}"]);
+        if let Some(cert) = cert {
+            c.args([
+                "--cert",
+                &format!("{cert}.pem"),
+                "--key",
+                &format!("{cert}-key.pem"),
+            ]);
+        }
+        c.args(extra)
+            .arg(format!("https://{name}:{}/some/path?q=1", self.port));
+        let out = c.output().expect("run curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, tail) = text.rsplit_once('\n').unwrap_or(("", ""));
+        let (code, ct) = tail.split_once(' ').unwrap_or((tail, ""));
+        (
+            code.trim().parse().unwrap_or(0),
+            ct.trim().to_owned(),
+            body.to_owned(),
+        )
+    }
+
+    fn cert_info(&self, name: &str) -> serde_json::Value {
+        serde_json::from_str(&ok(portcullis(
+            self.path(),
+            &["cert", "info", &format!("{name}.pem")],
+        )))
+        .expect("cert info json")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.path().join("gateway.log")).unwrap_or_default()
+    }
+}
+
+/// A valid client certificate is forwarded with every identity header, over
+/// HTTP/1.1 and HTTP/2, and headers the client forged never reach the
+/// origin.
+#[test]
+fn gateway_valid_cert_forwarded_with_identity_headers() {
+    let env = Env::start();
+    let info = env.cert_info("alice");
+    for proto in ["--http1.1", "--http2"] {
+        let (code, _, body) = env.curl(
+            "enforce",
+            Some("alice"),
+            &[
+                proto,
+                "-H",
+                "Client-Cert-Status: spoofed",
+                "-H",
+                "Client-Cert-Subject: CN=admin",
+                "-H",
+                "X-Forwarded-Client-Cert: By=evil;Subject=\"CN=admin\"",
+                "-H",
+                "Client-Cert: :ZXZpbA==:",
+                "-H",
+                "X-Forwarded-For: 6.6.6.6",
+            ],
+        );
+        assert_eq!(code, 200, "{proto}: {body}\n{}", env.log());
+        assert!(body.starts_with("GET /some/path?q=1 HTTP/1.1"), "{body}");
+        let h = headers(&body);
+        assert_eq!(one(&h, "client-cert-status"), "valid", "{body}");
+        assert!(!h.contains_key("client-cert-error"), "{body}");
+        assert_eq!(
+            one(&h, "client-cert-ski"),
+            info["subject_key_id"].as_str().expect("ski")
+        );
+        let fp = info["sha256_fingerprint"].as_str().expect("fp");
+        assert_eq!(one(&h, "client-cert-fingerprint-sha256"), fp);
+        assert_eq!(one(&h, "client-cert-subject"), "CN=alice");
+        assert_eq!(
+            one(&h, "client-cert-issuer"),
+            info["issuer"]["dn"].as_str().expect("issuer")
+        );
+        assert_eq!(
+            one(&h, "client-cert-serial"),
+            info["serial_hex"].as_str().expect("serial")
+        );
+        assert!(one(&h, "client-cert").starts_with(':'), "{body}");
+        let xfcc = one(&h, "x-forwarded-client-cert");
+        assert!(xfcc.starts_with(&format!("Hash={fp};")), "{xfcc}");
+        assert!(xfcc.contains("Subject=\"CN=alice\""), "{xfcc}");
+        assert_eq!(one(&h, "x-forwarded-proto"), "https");
+        assert_eq!(one(&h, "x-forwarded-for"), "127.0.0.1");
+        assert_eq!(
+            one(&h, "host"),
+            format!("enforce.acme.test:{}", env.port),
+            "{body}"
+        );
+        assert!(!body.contains("spoofed") && !body.contains("evil") && !body.contains("admin"));
+    }
+    assert_eq!(env.origin.count(), 2);
+}
+
+/// `enforce`: no certificate, another tenant's CA, expired, revoked (CRL)
+/// and wrong EKU all get the default 403 JSON, and the origin sees nothing.
+#[test]
+fn gateway_enforce_blocks_invalid_and_missing_certs() {
+    let env = Env::start();
+    for (cert, reason) in [
+        (None, "none"),
+        (Some("mallory"), "unknown-issuer"),
+        (Some("old"), "expired"),
+        (Some("carol"), "revoked"),
+        (Some("bob"), "bad-usage"),
+    ] {
+        for proto in ["--http1.1", "--http2"] {
+            let (code, ct, body) = env.curl("enforce", cert, &[proto]);
+            assert_eq!(code, 403, "{cert:?} {proto}: {body}\n{}", env.log());
+            assert_eq!(ct, "application/json", "{cert:?}");
+            let v: serde_json::Value = serde_json::from_str(&body).expect("json body");
+            assert_eq!(
+                v,
+                serde_json::json!({"error":"client certificate required","reason":reason}),
+                "{cert:?}"
+            );
+        }
+    }
+    assert_eq!(env.origin.count(), 0, "the origin saw a blocked request");
+}
+
+/// `report`: everything is forwarded, with the verdict and its reason.
+#[test]
+fn gateway_report_forwards_with_verdict() {
+    let env = Env::start();
+    for (cert, status, error) in [
+        (None, "none", None),
+        (Some("alice"), "valid", None),
+        (Some("mallory"), "invalid", Some("unknown-issuer")),
+        (Some("old"), "invalid", Some("expired")),
+        (Some("carol"), "invalid", Some("revoked")),
+        (Some("bob"), "invalid", Some("bad-usage")),
+    ] {
+        let (code, _, body) = env.curl("report", cert, &["--http2", "-H", "Client-Cert-Error: x"]);
+        assert_eq!(code, 200, "{cert:?}: {body}\n{}", env.log());
+        let h = headers(&body);
+        assert_eq!(one(&h, "client-cert-status"), status, "{cert:?}: {body}");
+        match error {
+            Some(e) => assert_eq!(one(&h, "client-cert-error"), e, "{cert:?}"),
+            None => assert!(!h.contains_key("client-cert-error"), "{cert:?}: {body}"),
+        }
+        if cert.is_none() {
+            assert!(!h.contains_key("client-cert-subject"), "{body}");
+            assert!(!h.contains_key("x-forwarded-client-cert"), "{body}");
+        } else {
+            let subject = format!("CN={}", cert.unwrap_or_default());
+            assert!(one(&h, "client-cert-subject").contains(&subject), "{body}");
+        }
+    }
+    assert_eq!(env.origin.count(), 6);
+}
+
+/// What `openssl s_client -msg` prints for a handshake with `name`.
+fn s_client(env: &Env, name: &str, extra: &[&str]) -> (bool, String) {
+    let out = Command::new("openssl")
+        .current_dir(env.path())
+        .args(["s_client", "-connect"])
+        .arg(format!("127.0.0.1:{}", env.port))
+        .args(extra)
+        .args(["-msg", "-CAfile", "ca.pem"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run openssl s_client");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = name;
+    (out.status.success(), text)
+}
+
+/// `off`: no CertificateRequest in the handshake (TLS 1.3 and 1.2), and
+/// neither client-sent nor gateway identity headers reach the origin;
+/// `report` as the control: a CertificateRequest with no CA names.
+#[test]
+fn gateway_off_mode_requests_no_certificate() {
+    need("openssl");
+    let env = Env::start();
+    for v in ["-tls1_3", "-tls1_2"] {
+        let (okk, text) = s_client(&env, "off", &["-servername", "off.acme.test", v]);
+        assert!(okk, "{text}");
+        assert!(text.contains("ServerHello"), "{text}");
+        assert!(!text.contains("CertificateRequest"), "{v}: {text}");
+        let (okk, text) = s_client(&env, "report", &["-servername", "report.acme.test", v]);
+        assert!(okk, "{text}");
+        assert!(text.contains("CertificateRequest"), "{v}: {text}");
+        assert!(
+            text.contains("No client certificate CA names sent"),
+            "{v}: {text}"
+        );
+    }
+    let (code, _, body) = env.curl(
+        "off",
+        Some("alice"),
+        &[
+            "-H",
+            "Client-Cert-Status: valid",
+            "-H",
+            "X-Forwarded-Client-Cert: Hash=00",
+        ],
+    );
+    assert_eq!(code, 200, "{body}");
+    let h = headers(&body);
+    for owned in [
+        "client-cert-status",
+        "x-forwarded-client-cert",
+        "client-cert",
+    ] {
+        assert!(!h.contains_key(owned), "{owned} reached the origin: {body}");
+    }
+    assert_eq!(one(&h, "x-forwarded-proto"), "https");
+}
+
+/// The request's host must be the TLS server name: 421 over HTTP/1.1 and
+/// HTTP/2, and the origin never sees it.
+#[test]
+fn gateway_host_must_match_sni() {
+    let env = Env::start();
+    for proto in ["--http1.1", "--http2"] {
+        for host in [
+            "report.acme.test".to_owned(),
+            format!("report.acme.test:{}", env.port),
+            "evil.test".to_owned(),
+        ] {
+            let (code, _, body) = env.curl(
+                "enforce",
+                Some("alice"),
+                &[proto, "-H", &format!("Host: {host}")],
+            );
+            assert_eq!(code, 421, "{proto} {host}: {body}");
+        }
+        // Case and port do not matter.
+        let (code, _, body) = env.curl(
+            "enforce",
+            Some("alice"),
+            &[proto, "-H", "Host: ENFORCE.Acme.Test:1"],
+        );
+        assert_eq!(code, 200, "{proto}: {body}");
+    }
+    assert_eq!(env.origin.count(), 2);
+}
+
+/// An SNI no hostname has, or none at all: the handshake fails with an
+/// `unrecognized_name` alert.
+#[test]
+fn gateway_unknown_sni_fails_handshake() {
+    need("openssl");
+    let env = Env::start();
+    let (code, _, _) = env.curl("nosuch", None, &[]);
+    assert_eq!(code, 0, "curl got an answer for an unknown name");
+    let (okk, text) = s_client(&env, "nosuch", &["-servername", "nosuch.acme.test"]);
+    assert!(!okk, "{text}");
+    assert!(text.contains("unrecognized name"), "{text}");
+    let (okk, text) = s_client(&env, "", &["-noservername"]);
+    assert!(!okk, "{text}");
+    assert!(text.contains("unrecognized name"), "{text}");
+    assert_eq!(env.origin.count(), 0);
+}
+
+/// Garbage, half a ClientHello, plain HTTP and an abrupt close on the TLS
+/// port do not stop the gateway: a real request works afterwards.
+#[test]
+fn gateway_survives_garbage_on_the_tls_port() {
+    let env = Env::start();
+    let garbage: Vec<Vec<u8>> = vec![
+        b"GET / HTTP/1.1\r\nHost: enforce.acme.test\r\n\r\n".to_vec(),
+        vec![0u8; 5000],
+        (0..=255u8).cycle().take(70_000).collect(),
+        vec![0x16, 0x03, 0x01, 0xff, 0xff, 0x01, 0x00],
+        vec![0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x00],
+        Vec::new(),
+    ];
+    for g in &garbage {
+        let mut s = TcpStream::connect(("127.0.0.1", env.port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(15)))
+            .expect("timeout");
+        let _ = s.write_all(g);
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        let mut sink = Vec::new();
+        let _ = s.read_to_end(&mut sink);
+    }
+    let (code, _, body) = env.curl("enforce", Some("alice"), &[]);
+    assert_eq!(code, 200, "{body}\n{}", env.log());
+}
+
+/// A bad configuration: every problem on stderr, a non-zero exit, and no
+/// port bound.
+#[test]
+fn serve_refuses_bad_config_listing_every_problem() {
+    let d = tempdir();
+    let dir = d.path();
+    let port = free_port();
+    write(
+        dir,
+        "bad.toml",
+        &format!(
+            r#"[server]
+https = "127.0.0.1:{port}"
+[[ca]]
+name = "acme"
+pem = "missing-ca.pem"
+[[hostname]]
+name = "a.acme.test"
+cert = "missing.pem"
+key = "missing-key.pem"
+origin = "http://127.0.0.1:1"
+[hostname.mtls]
+mode = "enforse"
+cas = ["acme", "nope"]
+"#
+        ),
+    );
+    let err = fails(portcullis(dir, &["serve", "--config", "bad.toml"]));
+    for needle in ["\"enforse\"", "\"nope\""] {
+        assert!(err.contains(needle), "{needle} not in {err}");
+    }
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+    // Structure is fine: now the files are checked, all of them.
+    let text = std::fs::read_to_string(dir.join("bad.toml"))
+        .expect("read")
+        .replace("enforse", "enforce")
+        .replace(", \"nope\"", "");
+    write(dir, "bad.toml", &text);
+    let err = fails(portcullis(dir, &["serve", "--config", "bad.toml"]));
+    for needle in ["missing-ca.pem", "missing.pem", "missing-key.pem"] {
+        assert!(err.contains(needle), "{needle} not in {err}");
+    }
+    // Unknown keys are refused.
+    write(
+        dir,
+        "bad.toml",
+        &text.replace("[server]", "[server]\nhttp = \"x\""),
+    );
+    let err = fails(portcullis(dir, &["serve", "--config", "bad.toml"]));
+    assert!(err.contains("http"), "{err}");
+}
+
+/// `portcullis demo` runs end to end with nothing but the binary and exits
+/// 0: every outcome (report and enforce, each client certificate and none)
+/// was the expected one.
+#[test]
+fn demo_exits_zero() {
+    let d = tempdir();
+    let out = ok(portcullis(d.path(), &["demo"]));
+    assert!(out.contains("every outcome was as expected"), "{out}");
+    assert!(!out.contains("UNEXPECTED"), "{out}");
+    assert!(out.contains("token checks: skipped"), "{out}");
+    for row in ["enforce  revoked", "report   expired", "enforce  valid"] {
+        assert!(out.contains(row), "{row} missing in {out}");
+    }
+    assert!(
+        out.contains(r#"{"error":"client certificate required","reason":"revoked"}"#),
+        "{out}"
+    );
+}
