@@ -292,7 +292,7 @@ struct Env {
     dir: tempfile::TempDir,
     port: u16,
     origin: Origin,
-    _gw: ChildGuard,
+    gw: ChildGuard,
 }
 
 impl Env {
@@ -318,7 +318,7 @@ impl Env {
             dir: d,
             port,
             origin,
-            _gw: g,
+            gw: g,
         }
     }
 
@@ -692,4 +692,32 @@ fn demo_exits_zero() {
         out.contains(r#"{"error":"client certificate required","reason":"revoked"}"#),
         "{out}"
     );
+}
+
+/// SIGTERM: the gateway stops accepting and exits 0.
+#[test]
+fn serve_exits_cleanly_on_sigterm() {
+    let mut env = Env::start();
+    let (code, _, body) = env.curl("report", Some("alice"), &[]);
+    assert_eq!(code, 200, "{body}");
+    let pid = env.gw.pid().to_string();
+    ok(Command::new("kill")
+        .args(["-TERM", &pid])
+        .output()
+        .expect("kill"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let child = env.gw.0.as_mut().expect("child");
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}\n{}", env.log());
+    let (code, _, _) = env.curl("report", Some("alice"), &[]);
+    assert_eq!(code, 0, "still answering after SIGTERM");
 }
