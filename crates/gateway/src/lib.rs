@@ -25,5 +25,5 @@ mod server;
 mod site;
 pub mod tls;
 
-pub use server::Gateway;
+pub use server::{AccessLog, Gateway};
 pub use site::{Site, Sites};

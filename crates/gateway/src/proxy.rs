@@ -90,6 +90,17 @@ fn fixed(status: StatusCode, content_type: HeaderValue, body: impl Into<Bytes>) 
 }
 
 impl Rejection {
+    /// A short name for logs: `misdirected`, `blocked`, `origin-error`,
+    /// `bad-request`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Rejection::Misdirected { .. } => "misdirected",
+            Rejection::ClientCert { .. } => "blocked",
+            Rejection::Origin(_) => "origin-error",
+            Rejection::BadRequest(_) => "bad-request",
+        }
+    }
+
     /// The response for this rejection on `site`.
     pub fn into_response(self, site: &Site) -> Response<Body> {
         let text = HeaderValue::from_static("text/plain; charset=utf-8");
@@ -129,13 +140,45 @@ impl Rejection {
     }
 }
 
+/// One request, for the access log.
+#[derive(Debug, serde::Serialize)]
+pub struct AccessRecord<'a> {
+    /// Client address.
+    pub peer: SocketAddr,
+    /// The hostname (TLS server name).
+    pub hostname: &'a str,
+    /// HTTP method.
+    pub method: &'a str,
+    /// Request path (no query: it may carry secrets).
+    pub path: &'a str,
+    /// `HTTP/1.1` or `HTTP/2.0`.
+    pub version: String,
+    /// Response status.
+    pub status: u16,
+    /// mTLS mode of the hostname.
+    pub mode: &'static str,
+    /// `off`, `none`, `valid` or `invalid`.
+    pub verdict: &'static str,
+    /// The `Client-Cert-Error` value, when invalid.
+    pub reason: Option<&'static str>,
+    /// Which phase answered: `origin`, or the rejection.
+    pub outcome: &'static str,
+    /// Time to the response head, in milliseconds.
+    pub duration_ms: u64,
+}
+
 /// Runs the phases for one request. Never fails: rejections become
 /// responses here.
 pub async fn handle(
     client: &OriginClient,
     ctx: &ConnContext,
     req: Request<Incoming>,
+    access_log: Option<&(dyn Fn(&AccessRecord<'_>) + Send + Sync)>,
 ) -> Response<Body> {
+    let start = std::time::Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let version = format!("{:?}", req.version());
     let span = tracing::info_span!(
         "request",
         method = %req.method(),
@@ -145,12 +188,34 @@ pub async fn handle(
         status = tracing::field::Empty,
     );
     async move {
-        let resp = match phases(client, ctx, req).await {
-            Ok(r) => r,
-            Err(rej) => rej.into_response(&ctx.site),
+        let (resp, outcome) = match phases(client, ctx, req).await {
+            Ok(r) => (r, "origin"),
+            Err(rej) => {
+                let outcome = rej.name();
+                (rej.into_response(&ctx.site), outcome)
+            }
         };
         tracing::Span::current().record("status", resp.status().as_u16());
         tracing::debug!("done");
+        if let Some(log) = access_log {
+            log(&AccessRecord {
+                peer: ctx.peer,
+                hostname: &ctx.site.name,
+                method: method.as_str(),
+                path: &path,
+                version,
+                status: resp.status().as_u16(),
+                mode: ctx.site.mode.as_str(),
+                verdict: ctx.status(),
+                reason: ctx
+                    .verdict
+                    .as_ref()
+                    .and_then(Verdict::reason)
+                    .map(|r| r.as_str()),
+                outcome,
+                duration_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
+            });
+        }
         resp
     }
     .instrument(span)

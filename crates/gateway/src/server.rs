@@ -4,14 +4,14 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use client_auth::{CertificateDer, UnixTime, VerdictCache};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
@@ -28,6 +28,8 @@ use crate::tls::UNRECOGNIZED_NAME_ALERT;
 
 /// Longest time from TCP accept to the end of the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait for a complete HTTP/1.1 request head (slowloris).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long open connections may finish their requests at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Verdicts cached across connections (keyed by chain and trust store).
@@ -50,19 +52,46 @@ enum HandshakeError {
 
 /// The data plane: hostnames, the verdict cache, the origin client.
 pub struct Gateway {
-    sites: Arc<Sites>,
+    /// The current hostnames. A reload swaps the `Arc`; connections keep
+    /// the site they were accepted with, so none is dropped.
+    sites: RwLock<Arc<Sites>>,
     cache: VerdictCache,
     client: OriginClient,
+    access_log: Option<AccessLog>,
 }
+
+/// Called once per request with what happened, after the response head is
+/// ready (the body may still be streaming).
+pub type AccessLog = Box<dyn Fn(&proxy::AccessRecord<'_>) + Send + Sync>;
 
 impl Gateway {
     /// A gateway serving `sites`.
     pub fn new(sites: Sites) -> Arc<Gateway> {
+        Self::with_access_log(sites, None)
+    }
+
+    /// A gateway serving `sites` that reports every request to `log`.
+    pub fn with_access_log(sites: Sites, log: Option<AccessLog>) -> Arc<Gateway> {
         Arc::new(Gateway {
-            sites: Arc::new(sites),
+            sites: RwLock::new(Arc::new(sites)),
             cache: VerdictCache::new(VERDICT_CACHE_ENTRIES),
             client: Client::builder(TokioExecutor::new()).build_http(),
+            access_log: log,
         })
+    }
+
+    /// Replaces the hostnames (a validated reload). New connections use
+    /// them; open connections finish with the ones they started with.
+    pub fn replace_sites(&self, sites: Sites) {
+        let mut g = self.sites.write().unwrap_or_else(PoisonError::into_inner);
+        *g = Arc::new(sites);
+    }
+
+    fn current_sites(&self) -> Arc<Sites> {
+        self.sites
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Accepts connections on `listener` until `shutdown` completes, then
@@ -132,10 +161,19 @@ impl Gateway {
                 let gw = gw.clone();
                 let ctx = ctx.clone();
                 async move {
-                    Ok::<_, std::convert::Infallible>(proxy::handle(&gw.client, &ctx, req).await)
+                    let log = gw.access_log.as_deref();
+                    let resp = proxy::handle(&gw.client, &ctx, req, log).await;
+                    Ok::<_, std::convert::Infallible>(resp)
                 }
             });
-            let builder = auto::Builder::new(TokioExecutor::new());
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .http2()
+                .timer(TokioTimer::new())
+                .keep_alive_interval(Some(Duration::from_secs(30)));
             let conn = builder.serve_connection(TokioIo::new(tls), svc);
             tokio::pin!(conn);
             let r = tokio::select! {
@@ -191,7 +229,8 @@ impl Gateway {
         if let Some(s) = &sni {
             tracing::Span::current().record("sni", s.as_str());
         }
-        let Some(site) = sni.as_deref().and_then(|s| self.sites.get(s)).cloned() else {
+        let sites = self.current_sites();
+        let Some(site) = sni.as_deref().and_then(|s| sites.get(s)).cloned() else {
             let _ = tcp.write_all(&UNRECOGNIZED_NAME_ALERT).await;
             let _ = tcp.shutdown().await;
             return Err(HandshakeError::UnknownSni(sni));

@@ -1,6 +1,9 @@
 //! `portcullis serve --config FILE`: load and validate the configuration
 //! (every problem listed, before any port is bound), then run the gateway
-//! until SIGTERM or Ctrl-C, draining open connections.
+//! until SIGTERM or Ctrl-C, draining open connections. SIGHUP reloads the
+//! configuration (all or nothing). One JSON access-log line per request
+//! goes to stdout.
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -30,6 +33,21 @@ pub fn load(path: &Path) -> anyhow::Result<(Config, Sites)> {
     Ok((config, sites))
 }
 
+/// One JSON line per request on stdout.
+fn access_log() -> gateway::AccessLog {
+    Box::new(|r| {
+        let Ok(mut v) = serde_json::to_value(r) else {
+            return;
+        };
+        let ts = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        v["ts"] = serde_json::Value::from(ts);
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{v}");
+    })
+}
+
 /// Runs the command.
 pub fn run(a: ServeArgs) -> anyhow::Result<()> {
     let (config, sites) = load(&a.config)?;
@@ -44,9 +62,54 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         let local = listener.local_addr().context("local address")?;
         tracing::info!(https = %local, hostnames = sites.len(), "gateway listening");
         eprintln!("portcullis: gateway listening on https://{local}");
-        Gateway::new(sites).serve(listener, shutdown_signal()).await;
+        let gw = Gateway::with_access_log(sites, Some(access_log()));
+        tokio::spawn(reload_on_sighup(gw.clone(), a.config.clone(), config.https));
+        gw.serve(listener, shutdown_signal()).await;
         Ok(())
     })
+}
+
+/// SIGHUP: read and validate the config again; swap the hostnames if it is
+/// valid, keep the running ones (and say why) if not. Open connections are
+/// never dropped. The listen address cannot change without a restart.
+async fn reload_on_sighup(
+    gw: std::sync::Arc<Gateway>,
+    path: PathBuf,
+    listening: std::net::SocketAddr,
+) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot install the SIGHUP handler; reload disabled");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let p = path.clone();
+            match tokio::task::spawn_blocking(move || load(&p)).await {
+                Ok(Ok((config, sites))) => {
+                    if config.https != listening {
+                        eprintln!(
+                            "portcullis: server.https changed to {}; still listening on {listening} until a restart",
+                            config.https
+                        );
+                    }
+                    let n = sites.len();
+                    gw.replace_sites(sites);
+                    tracing::info!(hostnames = n, "configuration reloaded");
+                    eprintln!("portcullis: configuration reloaded ({n} hostnames)");
+                }
+                Ok(Err(e)) => {
+                    eprintln!("portcullis: reload refused, the running configuration stays: {e:#}");
+                }
+                Err(e) => eprintln!("portcullis: reload failed: {e}"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (gw, path, listening);
+    }
 }
 
 /// SIGTERM or Ctrl-C.

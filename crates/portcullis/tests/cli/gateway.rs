@@ -304,11 +304,12 @@ impl Env {
         let port = free_port();
         write(d.path(), "gateway.toml", &gateway_toml(port, origin.port));
         let log = std::fs::File::create(d.path().join("gateway.log")).expect("log file");
+        let access = std::fs::File::create(d.path().join("access.log")).expect("log file");
         let child = Command::new(bin())
             .args(["serve", "--config", "gateway.toml"])
             .current_dir(d.path())
             .env("PORTCULLIS_LOG", "gateway=debug")
-            .stdout(Stdio::null())
+            .stdout(access)
             .stderr(log)
             .spawn()
             .expect("spawn serve");
@@ -720,4 +721,107 @@ fn serve_exits_cleanly_on_sigterm() {
     assert!(status.success(), "{status}\n{}", env.log());
     let (code, _, _) = env.curl("report", Some("alice"), &[]);
     assert_eq!(code, 0, "still answering after SIGTERM");
+}
+
+/// One JSON access-log line per request on stdout, blocked ones included.
+#[test]
+fn serve_writes_a_json_access_log_line_per_request() {
+    let env = Env::start();
+    assert_eq!(env.curl("enforce", Some("alice"), &["--http2"]).0, 200);
+    assert_eq!(env.curl("enforce", Some("mallory"), &[]).0, 403);
+    assert_eq!(
+        env.curl("enforce", Some("alice"), &["-H", "Host: report.acme.test"])
+            .0,
+        421
+    );
+    // The line is written before the body is streamed; wait (bounded).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let lines: Vec<serde_json::Value> = loop {
+        let text = std::fs::read_to_string(env.path().join("access.log")).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        if lines.len() >= 3 || Instant::now() > deadline {
+            break lines;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    let l = &lines[0];
+    assert_eq!(l["hostname"], "enforce.acme.test");
+    assert_eq!(l["method"], "GET");
+    assert_eq!(l["path"], "/some/path");
+    assert_eq!(l["version"], "HTTP/2.0");
+    assert_eq!(l["status"], 200);
+    assert_eq!(l["verdict"], "valid");
+    assert_eq!(l["outcome"], "origin");
+    assert!(l["ts"].is_string() && l["duration_ms"].is_u64(), "{l}");
+    assert_eq!(lines[1]["status"], 403);
+    assert_eq!(lines[1]["verdict"], "invalid");
+    assert_eq!(lines[1]["reason"], "unknown-issuer");
+    assert_eq!(lines[1]["outcome"], "blocked");
+    assert_eq!(lines[2]["status"], 421);
+    assert_eq!(lines[2]["outcome"], "misdirected");
+}
+
+/// Sends SIGHUP to the gateway.
+fn hup(env: &Env) {
+    let pid = env.gw.pid().to_string();
+    ok(Command::new("kill")
+        .args(["-HUP", &pid])
+        .output()
+        .expect("kill"));
+}
+
+/// Polls (bounded) until curl on `host` with `cert` answers `want`.
+fn wait_status(env: &Env, host: &str, cert: &str, want: u16) -> u16 {
+    let mut got = 0;
+    for _ in 0..100 {
+        got = env.curl(host, Some(cert), &[]).0;
+        if got == want {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    got
+}
+
+/// SIGHUP reloads a valid config (report becomes enforce: 200 then 403),
+/// and refuses an invalid one while the running config keeps serving.
+#[test]
+fn serve_reloads_on_sighup_all_or_nothing() {
+    let env = Env::start();
+    assert_eq!(env.curl("report", Some("mallory"), &[]).0, 200);
+    let path = env.path().join("gateway.toml");
+    let text = std::fs::read_to_string(&path).expect("read");
+    let enforcing = text.replacen("mode = \"report\"", "mode = \"enforce\"", 1);
+    assert_ne!(text, enforcing);
+    write(env.path(), "gateway.toml", &enforcing);
+    hup(&env);
+    assert_eq!(
+        wait_status(&env, "report", "mallory", 403),
+        403,
+        "{}",
+        env.log()
+    );
+    assert_eq!(env.curl("report", Some("alice"), &[]).0, 200);
+    // Broken: an unknown key and a missing file. Refused as a whole.
+    let broken = text
+        .replace("[server]", "[server]\nbogus = 1")
+        .replace("ca.crl", "missing.crl");
+    write(env.path(), "gateway.toml", &broken);
+    hup(&env);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !env.log().contains("reload refused") {
+        assert!(
+            Instant::now() < deadline,
+            "no refusal logged: {}",
+            env.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(env.log().contains("bogus"), "{}", env.log());
+    assert_eq!(env.curl("report", Some("mallory"), &[]).0, 403);
+    assert_eq!(env.curl("report", Some("alice"), &[]).0, 200);
 }
