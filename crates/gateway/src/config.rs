@@ -52,6 +52,9 @@ struct RawHostname {
     cert: String,
     key: String,
     origin: String,
+    origin_ca: Option<String>,
+    origin_cert: Option<String>,
+    origin_key: Option<String>,
     mtls: Option<RawMtls>,
 }
 
@@ -146,10 +149,22 @@ pub struct HostnameConfig {
     pub cert: PathBuf,
     /// Server private key (PEM).
     pub key: PathBuf,
-    /// Origin base URI (`http://host:port`).
+    /// Origin base URI (`http://host:port` or `https://host:port`).
     pub origin: Uri,
+    /// For `https://` origins: how the origin is verified and what the
+    /// gateway presents to it.
+    pub origin_tls: Option<OriginTls>,
     /// Client-certificate policy (`off` when the table is absent).
     pub mtls: MtlsConfig,
+}
+
+/// TLS to an `https://` origin (authenticated origin pulls).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OriginTls {
+    /// CA certificates the origin's server certificate must chain to.
+    pub ca: PathBuf,
+    /// Client certificate chain and key the gateway presents, if any.
+    pub client: Option<(PathBuf, PathBuf)>,
 }
 
 /// A validated configuration.
@@ -262,7 +277,9 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
             p.push(format!("{at}: same name as hostname[{j}]"));
         }
         let origin = match h.origin.parse::<Uri>() {
-            Ok(u) if u.scheme_str() == Some("http") && u.authority().is_some() => {
+            Ok(u)
+                if matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some() =>
+            {
                 if u.path_and_query().is_some_and(|pq| pq.as_str() != "/") {
                     p.push(format!(
                         "{at}: origin {:?} has a path; only scheme://host:port is supported",
@@ -271,18 +288,42 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
                 }
                 Some(u)
             }
-            Ok(u) if u.scheme_str() == Some("https") => {
+            _ => {
                 p.push(format!(
-                    "{at}: origin {:?}: https:// origins are not supported yet",
+                    "{at}: origin {:?} is not an http:// or https:// host:port URL",
                     h.origin
                 ));
                 None
             }
+        };
+        let https = origin
+            .as_ref()
+            .is_some_and(|u| u.scheme_str() == Some("https"));
+        let client = match (&h.origin_cert, &h.origin_key) {
+            (Some(c), Some(k)) => Some((path(base, c), path(base, k))),
+            (None, None) => None,
             _ => {
+                p.push(format!("{at}: origin_cert and origin_key go together"));
+                None
+            }
+        };
+        let origin_tls = match (&h.origin_ca, https) {
+            (Some(ca), true) => Some(OriginTls {
+                ca: path(base, ca),
+                client,
+            }),
+            (None, true) => {
                 p.push(format!(
-                    "{at}: origin {:?} is not an http://host:port URL",
-                    h.origin
+                    "{at}: an https:// origin needs origin_ca (the CA of its server certificate)"
                 ));
+                None
+            }
+            (_, false) => {
+                if h.origin_ca.is_some() || h.origin_cert.is_some() || h.origin_key.is_some() {
+                    p.push(format!(
+                        "{at}: origin_ca, origin_cert and origin_key need an https:// origin"
+                    ));
+                }
                 None
             }
         };
@@ -300,6 +341,7 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
                 cert: path(base, &h.cert),
                 key: path(base, &h.key),
                 origin,
+                origin_tls,
                 mtls,
             });
         }
@@ -453,16 +495,37 @@ origin = "http://127.0.0.1:9002/"
     }
 
     #[test]
-    fn report_without_cas_and_https_origin_are_refused() {
+    fn report_without_cas_and_https_origin_without_ca_are_refused() {
         let text = GOOD
             .replace("mode = \"enforce\"\ncas = [\"acme\"]", "mode = \"report\"")
-            .replace("http://127.0.0.1:9001", "https://127.0.0.1:9001");
+            .replace("http://127.0.0.1:9001", "https://127.0.0.1:9001")
+            .replace(
+                "origin = \"http://127.0.0.1:9002/\"",
+                "origin = \"http://127.0.0.1:9002/\"\norigin_cert = \"c.pem\"",
+            );
         let e = Config::parse(&text, Path::new("/")).expect_err("invalid");
         let all = e.to_string();
         assert!(all.contains("needs at least one CA"), "{all}");
-        assert!(
-            all.contains("https:// origins are not supported yet"),
-            "{all}"
+        assert!(all.contains("needs origin_ca"), "{all}");
+        assert!(all.contains("go together"), "{all}");
+        assert!(all.contains("need an https:// origin"), "{all}");
+    }
+
+    #[test]
+    fn https_origin_with_client_certificate() {
+        let text = GOOD.replace(
+            "origin = \"http://127.0.0.1:9001\"",
+            "origin = \"https://127.0.0.1:9001\"\norigin_ca = \"o.pem\"\n\
+             origin_cert = \"gw.pem\"\norigin_key = \"gw-key.pem\"",
         );
+        let c = Config::parse(&text, Path::new("/d")).expect("valid");
+        assert_eq!(
+            c.hostnames[0].origin_tls,
+            Some(OriginTls {
+                ca: PathBuf::from("/d/o.pem"),
+                client: Some((PathBuf::from("/d/gw.pem"), PathBuf::from("/d/gw-key.pem"))),
+            })
+        );
+        assert_eq!(c.hostnames[1].origin_tls, None);
     }
 }

@@ -354,10 +354,12 @@ pub async fn forward(
         HeaderName::from_static("x-forwarded-proto"),
         HeaderValue::from_static("https"),
     );
-    let resp = client
-        .request(Request::from_parts(parts, body))
-        .await
-        .map_err(Rejection::Origin)?;
+    let req = Request::from_parts(parts, body);
+    let resp = match &site.https {
+        Some(https) => https.request(req).await,
+        None => client.request(req).await,
+    }
+    .map_err(Rejection::Origin)?;
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     Ok(Response::from_parts(parts, body.boxed()))

@@ -4,6 +4,9 @@
 use std::collections::HashMap;
 use std::io;
 use std::path::Path;
+
+use hyper::http::Uri;
+use rustls::crypto::CryptoProvider;
 use std::sync::Arc;
 
 use client_auth::{pem_or_der_certs, pem_or_der_crls, CertificateDer, TrustStore};
@@ -13,7 +16,8 @@ use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::PrivateKeyDer;
 
-use crate::config::{BlockResponse, Config, ConfigErrors, Mode};
+use crate::config::{BlockResponse, Config, ConfigErrors, Mode, OriginTls};
+use crate::origin::{https_client, HttpsClient};
 use crate::tls;
 
 /// One hostname, ready to serve.
@@ -33,6 +37,9 @@ pub struct Site {
     pub origin_scheme: Scheme,
     /// Origin host and port.
     pub origin_authority: Authority,
+    /// The pooled client for an `https://` origin (`None`: the shared
+    /// plain-HTTP client).
+    pub https: Option<HttpsClient>,
 }
 
 /// All hostnames by SNI name. Immutable; a reload builds a new one.
@@ -99,49 +106,10 @@ impl Sites {
         let mut by_name = HashMap::new();
         for h in &config.hostnames {
             let at = format!("hostname {:?}", h.name);
-            let chain = file(&h.cert, &mut p).and_then(|b| match pem_or_der_certs(&b) {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    p.push(format!("{at}: {}: {e}", h.cert.display()));
-                    None
-                }
-            });
-            // The key's bytes are never printed: errors name the file only.
-            let key = file(&h.key, &mut p).and_then(|b| match PrivateKeyDer::from_pem_slice(&b) {
-                Ok(k) => Some(k),
-                Err(_) => {
-                    p.push(format!(
-                        "{at}: {}: no usable PEM private key (PKCS#8, PKCS#1 or SEC1)",
-                        h.key.display()
-                    ));
-                    None
-                }
-            });
-            let certified = match (chain, key) {
-                (Some(chain), Some(key)) => match provider.key_provider.load_private_key(key) {
-                    Ok(signer) => {
-                        let ck = CertifiedKey::new(chain, signer);
-                        match ck.keys_match() {
-                            Ok(())
-                            | Err(rustls::Error::InconsistentKeys(
-                                rustls::InconsistentKeys::Unknown,
-                            )) => Some(Arc::new(ck)),
-                            Err(_) => {
-                                p.push(format!(
-                                    "{at}: the key {} does not match the certificate {}",
-                                    h.key.display(),
-                                    h.cert.display()
-                                ));
-                                None
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        p.push(format!("{at}: {}: unusable key: {e}", h.key.display()));
-                        None
-                    }
-                },
-                _ => None,
+            let certified = certified_key(&at, &h.cert, &h.key, &provider, &file, &mut p);
+            let https = match &h.origin_tls {
+                None => Ok(None),
+                Some(o) => origin_client(&at, &h.origin, o, &provider, &file, &mut p),
             };
             let trust = if h.mtls.mode == Mode::Off {
                 None
@@ -163,7 +131,8 @@ impl Sites {
                     }
                 }
             };
-            let (Some(certified), Some(authority)) = (certified, h.origin.authority().cloned())
+            let (Some(certified), Some(authority), Ok(https)) =
+                (certified, h.origin.authority().cloned(), https)
             else {
                 continue;
             };
@@ -187,6 +156,7 @@ impl Sites {
                     block: h.mtls.block.clone(),
                     origin_scheme: h.origin.scheme().cloned().unwrap_or(Scheme::HTTP),
                     origin_authority: authority,
+                    https,
                 }),
             );
         }
@@ -194,6 +164,100 @@ impl Sites {
             Ok(Sites { by_name })
         } else {
             Err(ConfigErrors(p))
+        }
+    }
+}
+
+type ReadFn<'a> = dyn Fn(&Path, &mut Vec<String>) -> Option<Vec<u8>> + 'a;
+
+/// A certificate chain and its key, checked to match. The key's bytes are
+/// never printed: errors name the file only.
+fn certified_key(
+    at: &str,
+    cert: &Path,
+    key: &Path,
+    provider: &CryptoProvider,
+    file: &ReadFn<'_>,
+    p: &mut Vec<String>,
+) -> Option<Arc<CertifiedKey>> {
+    let chain = file(cert, p).and_then(|b| match pem_or_der_certs(&b) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            p.push(format!("{at}: {}: {e}", cert.display()));
+            None
+        }
+    });
+    let key_der = file(key, p).and_then(|b| match PrivateKeyDer::from_pem_slice(&b) {
+        Ok(k) => Some(k),
+        Err(_) => {
+            p.push(format!(
+                "{at}: {}: no usable PEM private key (PKCS#8, PKCS#1 or SEC1)",
+                key.display()
+            ));
+            None
+        }
+    });
+    let (chain, key_der) = (chain?, key_der?);
+    match provider.key_provider.load_private_key(key_der) {
+        Ok(signer) => {
+            let ck = CertifiedKey::new(chain, signer);
+            match ck.keys_match() {
+                Ok(())
+                | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {
+                    Some(Arc::new(ck))
+                }
+                Err(_) => {
+                    p.push(format!(
+                        "{at}: the key {} does not match the certificate {}",
+                        key.display(),
+                        cert.display()
+                    ));
+                    None
+                }
+            }
+        }
+        Err(e) => {
+            p.push(format!("{at}: {}: unusable key: {e}", key.display()));
+            None
+        }
+    }
+}
+
+/// The pooled client of an `https://` origin.
+fn origin_client(
+    at: &str,
+    origin: &Uri,
+    o: &OriginTls,
+    provider: &CryptoProvider,
+    file: &ReadFn<'_>,
+    p: &mut Vec<String>,
+) -> Result<Option<HttpsClient>, ()> {
+    let mut roots = rustls::RootCertStore::empty();
+    let before = p.len();
+    if let Some(b) = file(&o.ca, p) {
+        match pem_or_der_certs(&b) {
+            Ok(certs) => {
+                for c in certs {
+                    if let Err(e) = roots.add(c) {
+                        p.push(format!("{at}: origin_ca {}: {e}", o.ca.display()));
+                    }
+                }
+            }
+            Err(e) => p.push(format!("{at}: origin_ca {}: {e}", o.ca.display())),
+        }
+    }
+    let client = match &o.client {
+        None => None,
+        Some((c, k)) => Some(certified_key(at, c, k, provider, file, p).ok_or(())?),
+    };
+    if p.len() != before {
+        return Err(());
+    }
+    match https_client(origin, roots, client) {
+        Ok(c) => Ok(Some(c)),
+        Err(e) => {
+            p.push(format!("{at}: origin {origin}: {e}"));
+            Err(())
         }
     }
 }

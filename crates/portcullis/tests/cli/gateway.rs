@@ -297,12 +297,19 @@ struct Env {
 
 impl Env {
     fn start() -> Env {
+        Env::start_with(|_, port, origin| gateway_toml(port, origin))
+    }
+
+    /// Like `start`, with the config from `toml(dir, https_port, origin_port)`
+    /// (the PKI is made first, so it can add to it).
+    fn start_with(toml: impl FnOnce(&Path, u16, u16) -> String) -> Env {
         need("curl");
         let d = tempdir();
         make_pki(d.path());
         let origin = Origin::start();
         let port = free_port();
-        write(d.path(), "gateway.toml", &gateway_toml(port, origin.port));
+        let text = toml(d.path(), port, origin.port);
+        write(d.path(), "gateway.toml", &text);
         let log = std::fs::File::create(d.path().join("gateway.log")).expect("log file");
         let access = std::fs::File::create(d.path().join("access.log")).expect("log file");
         let child = Command::new(bin())
@@ -824,4 +831,106 @@ fn serve_reloads_on_sighup_all_or_nothing() {
     assert!(env.log().contains("bogus"), "{}", env.log());
     assert_eq!(env.curl("report", Some("mallory"), &[]).0, 403);
     assert_eq!(env.curl("report", Some("alice"), &[]).0, 200);
+}
+
+/// nginx with `ssl_verify_client on` as an https:// origin: the gateway
+/// presents its origin-pull certificate and verifies nginx's against
+/// `origin_ca`. Without a pull certificate nginx refuses (400, forwarded);
+/// with an `origin_ca` that does not match, the gateway answers 502.
+#[test]
+fn gateway_authenticated_origin_pull_to_nginx() {
+    need("nginx");
+    let nginx_port = free_port();
+    let mut nginx = None;
+    let env = Env::start_with(|dir, port, _| {
+        gencert(
+            dir,
+            "server2",
+            "ca",
+            "server",
+            r#""pull.acme.test","nopull.acme.test","badca.acme.test""#,
+            false,
+        );
+        gencert(dir, "nginx", "ca", "server", r#""127.0.0.1""#, false);
+        gencert(dir, "gateway-pull", "ca", "client", "", false);
+        let d = dir.display();
+        std::fs::create_dir_all(dir.join("nginx/logs")).expect("mkdir");
+        write(
+            dir,
+            "nginx/nginx.conf",
+            &format!(
+                r#"daemon off;
+master_process off;
+pid {d}/nginx/nginx.pid;
+error_log stderr info;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/nginx/body;
+  proxy_temp_path {d}/nginx/proxy;
+  fastcgi_temp_path {d}/nginx/fastcgi;
+  uwsgi_temp_path {d}/nginx/uwsgi;
+  scgi_temp_path {d}/nginx/scgi;
+  server {{
+    listen 127.0.0.1:{nginx_port} ssl;
+    ssl_certificate {d}/nginx.pem;
+    ssl_certificate_key {d}/nginx-key.pem;
+    ssl_client_certificate {d}/ca.pem;
+    ssl_verify_client on;
+    location / {{
+      default_type text/plain;
+      return 200 "verify=$ssl_client_verify dn=$ssl_client_s_dn status=$http_client_cert_status host=$host\n";
+    }}
+  }}
+}}
+"#
+            ),
+        );
+        let child = Command::new("nginx")
+            .args(["-p"])
+            .arg(dir.join("nginx"))
+            .args(["-c"])
+            .arg(dir.join("nginx/nginx.conf"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("nginx.log")).expect("log"))
+            .spawn()
+            .expect("spawn nginx");
+        let mut g = ChildGuard(Some(child));
+        wait_port(nginx_port, &mut g);
+        nginx = Some(g);
+        let mut t = format!(
+            "[server]\nhttps = \"127.0.0.1:{port}\"\n[[ca]]\nname = \"acme\"\npem = \"ca.pem\"\n"
+        );
+        for (host, extra) in [
+            (
+                "pull",
+                "origin_ca = \"ca.pem\"\norigin_cert = \"gateway-pull.pem\"\norigin_key = \"gateway-pull-key.pem\"\n",
+            ),
+            ("nopull", "origin_ca = \"ca.pem\"\n"),
+            (
+                "badca",
+                "origin_ca = \"other.pem\"\norigin_cert = \"gateway-pull.pem\"\norigin_key = \"gateway-pull-key.pem\"\n",
+            ),
+        ] {
+            t.push_str(&format!(
+                "[[hostname]]\nname = \"{host}.acme.test\"\ncert = \"server2.pem\"\nkey = \"server2-key.pem\"\n\
+                 origin = \"https://127.0.0.1:{nginx_port}\"\n{extra}[hostname.mtls]\nmode = \"report\"\ncas = [\"acme\"]\n"
+            ));
+        }
+        t
+    });
+    let _nginx = nginx;
+    let (code, _, body) = env.curl("pull", Some("alice"), &[]);
+    assert_eq!(code, 200, "{body}\n{}", env.log());
+    assert!(body.contains("verify=SUCCESS"), "{body}");
+    assert!(body.contains("dn=CN=gateway-pull"), "{body}");
+    assert!(body.contains("status=valid"), "{body}");
+    assert!(body.contains("host=pull.acme.test"), "{body}");
+    // Pooled: a second request on the same origin works too.
+    assert_eq!(env.curl("pull", None, &["--http2"]).0, 200);
+    let (code, _, body) = env.curl("nopull", Some("alice"), &[]);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("No required SSL certificate"), "{body}");
+    let (code, _, body) = env.curl("badca", Some("alice"), &[]);
+    assert_eq!(code, 502, "{body}");
 }
