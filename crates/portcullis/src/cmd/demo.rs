@@ -26,6 +26,14 @@ use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use time::OffsetDateTime;
 
+/// Prints a line; a closed stdout (`| head`) is not an error worth a panic.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 /// Run the demo.
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -292,7 +300,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<bool> {
     })?;
     if a.keep {
         let kept = dir.keep();
-        println!("files kept in {}", kept.display());
+        say!("files kept in {}", kept.display());
     }
     Ok(all_ok)
 }
@@ -315,11 +323,16 @@ async fn demo(dir: &Path) -> anyhow::Result<bool> {
         let _ = stop_rx.await;
     }));
 
-    println!("Portcullis demo: origin http://{origin_addr}, gateway https://{gw_addr}");
-    println!("token checks: skipped (token authentication is a later issue)\n");
-    println!(
+    say!("Portcullis demo: origin http://{origin_addr}, gateway https://{gw_addr}");
+    say!("token checks: skipped (token authentication is a later issue)\n");
+    say!(
         "{:<8} {:<18} {:>6}  {:<10} {:<18} {:<17} result",
-        "mode", "client cert", "status", "origin saw", "Client-Cert-Status", "Client-Cert-Error"
+        "mode",
+        "client cert",
+        "status",
+        "origin saw",
+        "Client-Cert-Status",
+        "Client-Cert-Error"
     );
     let mut all_ok = true;
     for (host, mode) in HOSTS.iter().zip(["report", "enforce"]) {
@@ -348,20 +361,20 @@ async fn demo(dir: &Path) -> anyhow::Result<bool> {
                 Some((s, e)) => ("request", s.as_str(), e.as_str()),
                 None => ("nothing", "", ""),
             };
-            println!(
+            say!(
                 "{mode:<8} {:<18} {status:>6}  {origin_col:<10} {st:<18} {er:<17} {}",
                 c.name,
                 if good { "ok" } else { "UNEXPECTED" }
             );
             if !good || status != 200 {
-                println!("         gateway answered: {}", body.trim());
+                say!("         gateway answered: {}", body.trim());
             }
         }
     }
     let _ = stop_tx.send(());
     let _ = gw_task.await;
     origin_task.abort();
-    println!(
+    say!(
         "\n{}",
         if all_ok {
             "every outcome was as expected"

@@ -934,3 +934,74 @@ http {{
     let (code, _, body) = env.curl("badca", Some("alice"), &[]);
     assert_eq!(code, 502, "{body}");
 }
+
+/// Session resumption is off for mTLS hostnames (every connection shows and
+/// has its certificate checked) and on for `off` hostnames (the control
+/// that the probe can see a resumption), TLS 1.2 session IDs.
+#[test]
+fn gateway_no_session_resumption_on_mtls_hostnames() {
+    need("openssl");
+    let env = Env::start();
+    for (host, resumes) in [("off", true), ("report", false), ("enforce", false)] {
+        let name = format!("{host}.acme.test");
+        let sess = format!("{host}.sess");
+        let base = [
+            "-servername",
+            name.as_str(),
+            "-tls1_2",
+            "-cert",
+            "alice.pem",
+            "-key",
+            "alice-key.pem",
+        ];
+        let mut first: Vec<&str> = base.to_vec();
+        first.extend(["-sess_out", sess.as_str()]);
+        let (okk, text) = s_client(&env, host, &first);
+        assert!(okk && text.contains("New, TLSv1.2"), "{host}: {text}");
+        // s_client writes no file when the server gave nothing resumable.
+        if !env.path().join(&sess).exists() {
+            assert!(!resumes, "{host}: no session to resume: {text}");
+            continue;
+        }
+        let mut second: Vec<&str> = base.to_vec();
+        second.extend(["-sess_in", sess.as_str()]);
+        let (okk, text) = s_client(&env, host, &second);
+        assert!(okk, "{host}: {text}");
+        assert_eq!(text.contains("Reused, TLSv1.2"), resumes, "{host}: {text}");
+    }
+}
+
+/// Request bodies are streamed to the origin (1 MiB POST, HTTP/1.1 and
+/// HTTP/2) and the origin's answer comes back.
+#[test]
+fn gateway_forwards_request_bodies() {
+    let env = Env::start();
+    let body = "x".repeat(1024 * 1024);
+    write(env.path(), "body.bin", &body);
+    for proto in ["--http1.1", "--http2"] {
+        let (code, _, echoed) = env.curl(
+            "enforce",
+            Some("alice"),
+            &[
+                proto,
+                "--data-binary",
+                "@body.bin",
+                "-H",
+                "content-type: application/octet-stream",
+            ],
+        );
+        assert_eq!(code, 200, "{proto}: {echoed}");
+        assert!(
+            echoed.starts_with("POST /some/path?q=1 HTTP/1.1"),
+            "{echoed}"
+        );
+        let h = headers(&echoed);
+        let len = h.get("content-length").map(|v| v.join(","));
+        let chunked = h.get("transfer-encoding").map(|v| v.join(","));
+        assert!(
+            len.as_deref() == Some("1048576") || chunked.is_some(),
+            "{proto}: {echoed}"
+        );
+    }
+    assert_eq!(env.origin.count(), 2);
+}
