@@ -174,6 +174,7 @@ pub async fn handle(
     ctx: &ConnContext,
     req: Request<Incoming>,
     access_log: Option<&(dyn Fn(&AccessRecord<'_>) + Send + Sync)>,
+    metrics: &crate::metrics::Metrics,
 ) -> Response<Body> {
     let start = std::time::Instant::now();
     let method = req.method().clone();
@@ -197,6 +198,12 @@ pub async fn handle(
         };
         tracing::Span::current().record("status", resp.status().as_u16());
         tracing::debug!("done");
+        metrics.request(
+            &ctx.site.name,
+            ctx.status(),
+            outcome,
+            resp.status().as_u16(),
+        );
         if let Some(log) = access_log {
             log(&AccessRecord {
                 peer: ctx.peer,

@@ -22,6 +22,7 @@ use tokio_rustls::StartHandshake;
 use tracing::Instrument as _;
 
 use crate::config::Mode;
+use crate::metrics::Metrics;
 use crate::proxy::{self, ConnContext, OriginClient};
 use crate::site::{Site, Sites};
 use crate::tls::UNRECOGNIZED_NAME_ALERT;
@@ -58,6 +59,7 @@ pub struct Gateway {
     cache: VerdictCache,
     client: OriginClient,
     access_log: Option<AccessLog>,
+    metrics: Metrics,
 }
 
 /// Called once per request with what happened, after the response head is
@@ -77,6 +79,7 @@ impl Gateway {
             cache: VerdictCache::new(VERDICT_CACHE_ENTRIES),
             client: Client::builder(TokioExecutor::new()).build_http(),
             access_log: log,
+            metrics: Metrics::default(),
         })
     }
 
@@ -85,6 +88,61 @@ impl Gateway {
     pub fn replace_sites(&self, sites: Sites) {
         let mut g = self.sites.write().unwrap_or_else(PoisonError::into_inner);
         *g = Arc::new(sites);
+    }
+
+    /// The counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Serves `GET /metrics` (Prometheus text) over plain HTTP/1.1 on
+    /// `listener` until `shutdown`. Anything else is a 404.
+    pub async fn serve_admin(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        loop {
+            let (tcp, _) = tokio::select! {
+                () = &mut shutdown => return,
+                r = listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let gw = self.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: hyper::Request<Incoming>| {
+                    let gw = gw.clone();
+                    async move {
+                        let (status, ct, body) = if req.uri().path() == "/metrics" {
+                            (200, "text/plain; version=0.0.4", gw.metrics.render())
+                        } else {
+                            (404, "text/plain", "not found\n".to_owned())
+                        };
+                        let mut r = hyper::Response::new(http_body_util::Full::new(
+                            hyper::body::Bytes::from(body),
+                        ));
+                        *r.status_mut() =
+                            hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
+                        r.headers_mut().insert(
+                            hyper::header::CONTENT_TYPE,
+                            hyper::header::HeaderValue::from_static(ct),
+                        );
+                        Ok::<_, std::convert::Infallible>(r)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_READ_TIMEOUT)
+                    .serve_connection(TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
     }
 
     fn current_sites(&self) -> Arc<Sites> {
@@ -138,6 +196,7 @@ impl Gateway {
     ) {
         let span = tracing::info_span!("conn", %peer, sni = tracing::field::Empty);
         async move {
+            self.metrics.connection();
             let _ = tcp.set_nodelay(true);
             let hs = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.handshake(tcp));
             let (site, tls) = tokio::select! {
@@ -145,9 +204,11 @@ impl Gateway {
                     Ok(Ok(x)) => x,
                     Ok(Err(e)) => {
                         tracing::debug!(error = %e, "handshake failed");
+                        self.metrics.handshake_failed(matches!(e, HandshakeError::UnknownSni(_)));
                         return;
                     }
                     Err(_) => {
+                        self.metrics.handshake_failed(false);
                         tracing::debug!(error = %HandshakeError::Timeout, "handshake failed");
                         return;
                     }
@@ -162,7 +223,7 @@ impl Gateway {
                 let ctx = ctx.clone();
                 async move {
                     let log = gw.access_log.as_deref();
-                    let resp = proxy::handle(&gw.client, &ctx, req, log).await;
+                    let resp = proxy::handle(&gw.client, &ctx, req, log, &gw.metrics).await;
                     Ok::<_, std::convert::Infallible>(resp)
                 }
             });

@@ -2,7 +2,7 @@
 //! (every problem listed, before any port is bound), then run the gateway
 //! until SIGTERM or Ctrl-C, draining open connections. SIGHUP reloads the
 //! configuration (all or nothing). One JSON access-log line per request
-//! goes to stdout.
+//! goes to stdout. `server.admin`, when set, serves `GET /metrics`.
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -63,8 +63,24 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(https = %local, hostnames = sites.len(), "gateway listening");
         eprintln!("portcullis: gateway listening on https://{local}");
         let gw = Gateway::with_access_log(sites, Some(access_log()));
+        let admin = match config.admin {
+            None => None,
+            Some(addr) => {
+                let l = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (server.admin)"))?;
+                let local = l.local_addr().context("local address")?;
+                eprintln!("portcullis: metrics on http://{local}/metrics");
+                Some(tokio::spawn(
+                    gw.clone().serve_admin(l, std::future::pending()),
+                ))
+            }
+        };
         tokio::spawn(reload_on_sighup(gw.clone(), a.config.clone(), config.https));
         gw.serve(listener, shutdown_signal()).await;
+        if let Some(a) = admin {
+            a.abort();
+        }
         Ok(())
     })
 }

@@ -1005,3 +1005,41 @@ fn gateway_forwards_request_bodies() {
     }
     assert_eq!(env.origin.count(), 2);
 }
+
+/// `server.admin` serves Prometheus counters: requests by hostname,
+/// verdict, outcome and status class, and unknown-SNI handshakes.
+#[test]
+fn serve_exposes_metrics_on_admin() {
+    let admin = free_port();
+    let env = Env::start_with(|_, port, origin| {
+        gateway_toml(port, origin).replacen(
+            "[server]\n",
+            &format!("[server]\nadmin = \"127.0.0.1:{admin}\"\n"),
+            1,
+        )
+    });
+    assert_eq!(env.curl("enforce", Some("alice"), &[]).0, 200);
+    assert_eq!(env.curl("enforce", None, &[]).0, 403);
+    assert_eq!(env.curl("nosuch", None, &[]).0, 0);
+    let url = format!("http://127.0.0.1:{admin}/metrics");
+    let want = [
+        "hostname=\"enforce.acme.test\",verdict=\"valid\",outcome=\"origin\",status=\"2xx\"} 1",
+        "hostname=\"enforce.acme.test\",verdict=\"none\",outcome=\"blocked\",status=\"4xx\"} 1",
+        "portcullis_handshake_failures_total{cause=\"unknown_sni\"} 1",
+    ];
+    // Counters are bumped as the response head is sent; poll (bounded).
+    let mut body = String::new();
+    for _ in 0..100 {
+        let (code, b) = curl_get(&url);
+        assert_eq!(code, 200, "{b}");
+        body = b;
+        if want.iter().all(|w| body.contains(w)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for w in want {
+        assert!(body.contains(w), "{w} missing in {body}");
+    }
+    assert_eq!(curl_get(&format!("http://127.0.0.1:{admin}/other")).0, 404);
+}
