@@ -215,7 +215,29 @@ impl Gateway {
                 },
                 _ = stop.changed() => return,
             };
-            let ctx = Arc::new(self.context(peer, site, &tls));
+            let chain: Vec<CertificateDer<'static>> = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+                .unwrap_or_default();
+            // Verification (and waiting on another connection verifying the
+            // same chain) is CPU work and may block: off the async workers.
+            let ctx = if site.mode == Mode::Off {
+                self.context(peer, site, &chain)
+            } else {
+                let gw = self.clone();
+                let span = tracing::Span::current();
+                let task = move || span.in_scope(|| gw.context(peer, site, &chain));
+                match tokio::task::spawn_blocking(task).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::error!(error = %e, "verdict task failed");
+                        return;
+                    }
+                }
+            };
+            let ctx = Arc::new(ctx);
             tracing::debug!(verdict = ctx.status(), "handshake done");
             let gw = self.clone();
             let svc = service_fn(move |req: hyper::Request<Incoming>| {
@@ -307,20 +329,15 @@ impl Gateway {
         &self,
         peer: SocketAddr,
         site: Arc<Site>,
-        tls: &TlsStream<TcpStream>,
+        chain: &[CertificateDer<'static>],
     ) -> ConnContext {
-        let (_, conn) = tls.get_ref();
-        let chain: Vec<CertificateDer<'static>> = conn
-            .peer_certificates()
-            .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
-            .unwrap_or_default();
         let (verdict, identity) = match (&site.trust, site.mode) {
             (Some(store), Mode::Report | Mode::Enforce) => {
-                let v = self.cache.verify(store, &chain, UnixTime::now());
+                let v = self.cache.verify(store, chain, UnixTime::now());
                 if let client_auth::Verdict::Invalid { reason, detail } = &v {
                     tracing::info!(%reason, %detail, "client certificate invalid");
                 }
-                let h = proxy::identity_headers(&v, &chain);
+                let h = proxy::identity_headers(&v, chain);
                 (Some(v), h)
             }
             _ => (None, Vec::new()),
