@@ -1043,3 +1043,31 @@ fn serve_exposes_metrics_on_admin() {
     }
     assert_eq!(curl_get(&format!("http://127.0.0.1:{admin}/other")).0, 404);
 }
+
+/// Concurrent connections with different certificates (and the same
+/// certificate many times, which shares one cached verdict) each get their
+/// own verdict.
+#[test]
+fn gateway_concurrent_connections_keep_their_own_verdicts() {
+    let env = Env::start();
+    let cases: Vec<(Option<&str>, u16)> = (0..6)
+        .flat_map(|_| [(Some("alice"), 200), (Some("mallory"), 403), (None, 403)])
+        .collect();
+    let results: Vec<(Option<&str>, u16, u16)> = std::thread::scope(|s| {
+        let handles: Vec<_> = cases
+            .iter()
+            .map(|&(cert, want)| {
+                let env = &env;
+                s.spawn(move || (cert, want, env.curl("enforce", cert, &["--http2"]).0))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    for (cert, want, got) in results {
+        assert_eq!(got, want, "{cert:?}\n{}", env.log());
+    }
+    assert_eq!(env.origin.count(), 6);
+}
