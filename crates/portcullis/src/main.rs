@@ -26,6 +26,12 @@ enum Command {
     Cert(cmd::cert::CertCommand),
     /// Verify a client-certificate chain with the gateway's own verifier.
     Verify(cmd::verify::VerifyArgs),
+    /// Run the gateway: TLS on the configured hostnames, client-certificate
+    /// checks, proxy to the origins (until SIGTERM or Ctrl-C).
+    Serve(cmd::serve::ServeArgs),
+    /// End-to-end demo in a temp dir: CA, client certs, origin and gateway on
+    /// 127.0.0.1; exits 0 only if every outcome is the expected one.
+    Demo(cmd::demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,5 +41,11 @@ fn main() -> ExitCode {
         Command::Ca(c) => cmd::exit(cmd::ca::run(c)),
         Command::Cert(c) => cmd::exit(cmd::cert::run(c)),
         Command::Verify(a) => cmd::verify::run(a),
+        Command::Serve(a) => cmd::exit(cmd::serve::run(a)),
+        Command::Demo(a) => match cmd::demo::run(a) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => cmd::exit(Err(e)),
+        },
     }
 }

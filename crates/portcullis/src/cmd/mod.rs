@@ -2,7 +2,9 @@
 
 pub mod ca;
 pub mod cert;
+pub mod demo;
 pub mod files;
+pub mod serve;
 pub mod verify;
 
 use std::process::ExitCode;

@@ -1,0 +1,147 @@
+//! TLS to `https://` origins (authenticated origin pulls): a pooled
+//! connector that verifies the origin against the hostname's `origin_ca`
+//! and presents the gateway's client certificate when one is configured.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use hyper::http::Uri;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+/// A pooled client to one `https://` origin.
+pub type HttpsClient = Client<TlsOriginConnector, hyper::body::Incoming>;
+
+/// One TLS connection to an origin.
+#[derive(Debug)]
+pub struct OriginStream(tokio_rustls::client::TlsStream<TcpStream>);
+
+impl AsyncRead for OriginStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for OriginStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+impl Connection for OriginStream {
+    fn connected(&self) -> Connected {
+        Connected::new()
+    }
+}
+
+/// Connects TCP then TLS (HTTP/1.1) to the origin of one hostname.
+#[derive(Clone)]
+pub struct TlsOriginConnector {
+    tls: tokio_rustls::TlsConnector,
+    name: ServerName<'static>,
+}
+
+impl std::fmt::Debug for TlsOriginConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsOriginConnector")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl tower_service::Service<Uri> for TlsOriginConnector {
+    type Response = TokioIo<OriginStream>;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = io::Result<Self::Response>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, dst: Uri) -> Self::Future {
+        let tls = self.tls.clone();
+        let name = self.name.clone();
+        Box::pin(async move {
+            let host = dst
+                .host()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "origin without host"))?
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            let port = dst.port_u16().unwrap_or(443);
+            let tcp = TcpStream::connect((host.as_str(), port)).await?;
+            let _ = tcp.set_nodelay(true);
+            let s = tls.connect(name, tcp).await?;
+            Ok(TokioIo::new(OriginStream(s)))
+        })
+    }
+}
+
+/// A pooled HTTPS client for `origin`, trusting `roots` and presenting
+/// `client` (if any).
+pub fn https_client(
+    origin: &Uri,
+    roots: rustls::RootCertStore,
+    client: Option<Arc<CertifiedKey>>,
+) -> Result<HttpsClient, String> {
+    let host = origin
+        .host()
+        .ok_or("origin without host")?
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let name = ServerName::try_from(host.to_owned()).map_err(|e| e.to_string())?;
+    let b = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots);
+    let mut cfg = match client {
+        None => b.with_no_client_auth(),
+        Some(ck) => b.with_client_cert_resolver(Arc::new(Presents(ck))),
+    };
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = TlsOriginConnector {
+        tls: tokio_rustls::TlsConnector::from(Arc::new(cfg)),
+        name,
+    };
+    Ok(Client::builder(TokioExecutor::new()).build(connector))
+}
+
+/// Always the gateway's one origin-pull certificate.
+#[derive(Debug)]
+struct Presents(Arc<CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for Presents {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}

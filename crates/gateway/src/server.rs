@@ -1,0 +1,352 @@
+//! The listener: accept TCP, read the ClientHello, pick the hostname by
+//! SNI, finish the handshake with that hostname's config, compute the
+//! verdict once, then serve HTTP/1.1 or HTTP/2 on the connection.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use client_auth::{CertificateDer, UnixTime, VerdictCache};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::StartHandshake;
+use tracing::Instrument as _;
+
+use crate::config::Mode;
+use crate::metrics::Metrics;
+use crate::proxy::{self, ConnContext, OriginClient};
+use crate::site::{Site, Sites};
+use crate::tls::UNRECOGNIZED_NAME_ALERT;
+
+/// Longest time from TCP accept to the end of the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait for a complete HTTP/1.1 request head (slowloris).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long open connections may finish their requests at shutdown.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Verdicts cached across connections (keyed by chain and trust store).
+const VERDICT_CACHE_ENTRIES: usize = 10_000;
+
+/// Why a connection ended before HTTP.
+#[derive(Debug, thiserror::Error)]
+enum HandshakeError {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("connection closed before a ClientHello")]
+    Eof,
+    #[error("no configured hostname for SNI {0:?}")]
+    UnknownSni(Option<String>),
+    #[error("handshake timed out")]
+    Timeout,
+}
+
+/// The data plane: hostnames, the verdict cache, the origin client.
+pub struct Gateway {
+    /// The current hostnames. A reload swaps the `Arc`; connections keep
+    /// the site they were accepted with, so none is dropped.
+    sites: RwLock<Arc<Sites>>,
+    cache: VerdictCache,
+    client: OriginClient,
+    access_log: Option<AccessLog>,
+    metrics: Metrics,
+}
+
+/// Called once per request with what happened, after the response head is
+/// ready (the body may still be streaming).
+pub type AccessLog = Box<dyn Fn(&proxy::AccessRecord<'_>) + Send + Sync>;
+
+impl Gateway {
+    /// A gateway serving `sites`.
+    pub fn new(sites: Sites) -> Arc<Gateway> {
+        Self::with_access_log(sites, None)
+    }
+
+    /// A gateway serving `sites` that reports every request to `log`.
+    pub fn with_access_log(sites: Sites, log: Option<AccessLog>) -> Arc<Gateway> {
+        Arc::new(Gateway {
+            sites: RwLock::new(Arc::new(sites)),
+            cache: VerdictCache::new(VERDICT_CACHE_ENTRIES),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            access_log: log,
+            metrics: Metrics::default(),
+        })
+    }
+
+    /// Replaces the hostnames (a validated reload). New connections use
+    /// them; open connections finish with the ones they started with.
+    pub fn replace_sites(&self, sites: Sites) {
+        let mut g = self.sites.write().unwrap_or_else(PoisonError::into_inner);
+        *g = Arc::new(sites);
+    }
+
+    /// The counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Serves `GET /metrics` (Prometheus text) over plain HTTP/1.1 on
+    /// `listener` until `shutdown`. Anything else is a 404.
+    pub async fn serve_admin(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        loop {
+            let (tcp, _) = tokio::select! {
+                () = &mut shutdown => return,
+                r = listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let gw = self.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: hyper::Request<Incoming>| {
+                    let gw = gw.clone();
+                    async move {
+                        let (status, ct, body) = if req.uri().path() == "/metrics" {
+                            (200, "text/plain; version=0.0.4", gw.metrics.render())
+                        } else {
+                            (404, "text/plain", "not found\n".to_owned())
+                        };
+                        let mut r = hyper::Response::new(http_body_util::Full::new(
+                            hyper::body::Bytes::from(body),
+                        ));
+                        *r.status_mut() =
+                            hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
+                        r.headers_mut().insert(
+                            hyper::header::CONTENT_TYPE,
+                            hyper::header::HeaderValue::from_static(ct),
+                        );
+                        Ok::<_, std::convert::Infallible>(r)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_READ_TIMEOUT)
+                    .serve_connection(TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    }
+
+    fn current_sites(&self) -> Arc<Sites> {
+        self.sites
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Accepts connections on `listener` until `shutdown` completes, then
+    /// stops accepting, lets open connections finish their requests (up to
+    /// 10 s) and returns.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut conns = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                Some(_) = conns.join_next(), if !conns.is_empty() => {}
+                r = listener.accept() => match r {
+                    Ok((tcp, peer)) => {
+                        conns.spawn(self.clone().connection(tcp, peer, stop_rx.clone()));
+                    }
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+            }
+        }
+        drop(listener);
+        let _ = stop_tx.send(true);
+        tracing::info!(open = conns.len(), "shutting down: draining connections");
+        let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+            while conns.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(open = conns.len(), "drain timed out; closing connections");
+            conns.abort_all();
+        }
+    }
+
+    async fn connection(
+        self: Arc<Self>,
+        tcp: TcpStream,
+        peer: SocketAddr,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let span = tracing::info_span!("conn", %peer, sni = tracing::field::Empty);
+        async move {
+            self.metrics.connection();
+            let _ = tcp.set_nodelay(true);
+            let hs = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.handshake(tcp));
+            let (site, tls) = tokio::select! {
+                r = hs => match r {
+                    Ok(Ok(x)) => x,
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "handshake failed");
+                        self.metrics.handshake_failed(matches!(e, HandshakeError::UnknownSni(_)));
+                        return;
+                    }
+                    Err(_) => {
+                        self.metrics.handshake_failed(false);
+                        tracing::debug!(error = %HandshakeError::Timeout, "handshake failed");
+                        return;
+                    }
+                },
+                _ = stop.changed() => return,
+            };
+            let chain: Vec<CertificateDer<'static>> = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+                .unwrap_or_default();
+            // Verification (and waiting on another connection verifying the
+            // same chain) is CPU work and may block: off the async workers.
+            let ctx = if site.mode == Mode::Off {
+                self.context(peer, site, &chain)
+            } else {
+                let gw = self.clone();
+                let span = tracing::Span::current();
+                let task = move || span.in_scope(|| gw.context(peer, site, &chain));
+                match tokio::task::spawn_blocking(task).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::error!(error = %e, "verdict task failed");
+                        return;
+                    }
+                }
+            };
+            let ctx = Arc::new(ctx);
+            tracing::debug!(verdict = ctx.status(), "handshake done");
+            let gw = self.clone();
+            let svc = service_fn(move |req: hyper::Request<Incoming>| {
+                let gw = gw.clone();
+                let ctx = ctx.clone();
+                async move {
+                    let log = gw.access_log.as_deref();
+                    let resp = proxy::handle(&gw.client, &ctx, req, log, &gw.metrics).await;
+                    Ok::<_, std::convert::Infallible>(resp)
+                }
+            });
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .http2()
+                .timer(TokioTimer::new())
+                .keep_alive_interval(Some(Duration::from_secs(30)));
+            let conn = builder.serve_connection(TokioIo::new(tls), svc);
+            tokio::pin!(conn);
+            let r = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Reads the ClientHello, chooses the site by SNI and completes the
+    /// handshake with its config. Unknown or missing SNI: a fatal
+    /// `unrecognized_name` alert.
+    async fn handshake(
+        &self,
+        mut tcp: TcpStream,
+    ) -> Result<(Arc<Site>, TlsStream<TcpStream>), HandshakeError> {
+        let mut acceptor = rustls::server::Acceptor::default();
+        let mut buf = vec![0u8; 16 * 1024];
+        let accepted = loop {
+            let n = tcp.read(&mut buf).await?;
+            if n == 0 {
+                return Err(HandshakeError::Eof);
+            }
+            let mut rd = &buf[..n];
+            while !rd.is_empty() {
+                if acceptor.read_tls(&mut rd)? == 0 {
+                    return Err(HandshakeError::Eof);
+                }
+            }
+            match acceptor.accept() {
+                Ok(None) => continue,
+                Ok(Some(a)) => break a,
+                Err((e, mut alert)) => {
+                    let mut out = Vec::new();
+                    let _ = alert.write_all(&mut out);
+                    let _ = tcp.write_all(&out).await;
+                    return Err(e.into());
+                }
+            }
+        };
+        let sni = accepted
+            .client_hello()
+            .server_name()
+            .map(str::to_ascii_lowercase);
+        if let Some(s) = &sni {
+            tracing::Span::current().record("sni", s.as_str());
+        }
+        let sites = self.current_sites();
+        let Some(site) = sni.as_deref().and_then(|s| sites.get(s)).cloned() else {
+            let _ = tcp.write_all(&UNRECOGNIZED_NAME_ALERT).await;
+            let _ = tcp.shutdown().await;
+            return Err(HandshakeError::UnknownSni(sni));
+        };
+        let tls = StartHandshake::from_parts(accepted, tcp)
+            .into_stream(site.tls.clone())
+            .await?;
+        Ok((site, tls))
+    }
+
+    /// The verdict and identity headers, once per connection.
+    fn context(
+        &self,
+        peer: SocketAddr,
+        site: Arc<Site>,
+        chain: &[CertificateDer<'static>],
+    ) -> ConnContext {
+        let (verdict, identity) = match (&site.trust, site.mode) {
+            (Some(store), Mode::Report | Mode::Enforce) => {
+                let v = self.cache.verify(store, chain, UnixTime::now());
+                if let client_auth::Verdict::Invalid { reason, detail } = &v {
+                    tracing::info!(%reason, %detail, "client certificate invalid");
+                }
+                let h = proxy::identity_headers(&v, chain);
+                (Some(v), h)
+            }
+            _ => (None, Vec::new()),
+        };
+        ConnContext {
+            peer,
+            site,
+            verdict,
+            identity,
+        }
+    }
+}
