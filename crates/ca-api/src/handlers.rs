@@ -11,8 +11,8 @@ use axum::Router;
 use base64::Engine;
 use pki::config::SigningPolicy;
 use pki::csr_spec::CsrSpec;
+use pki::custody::CaKey;
 use pki::issue::{CertificateAuthority, SignRequest};
-use pki::key::SharedKey;
 use pki::log::{CertLog, CertRecord};
 use pki::ocsp::{CertStatus, OcspResponder};
 use pki::serial::Serial;
@@ -25,9 +25,9 @@ use time::OffsetDateTime;
 /// Everything the API serves from.
 pub struct CaState {
     /// The CA.
-    pub ca: CertificateAuthority<SharedKey>,
+    pub ca: CertificateAuthority<CaKey>,
     /// The OCSP responder (same key).
-    pub ocsp: OcspResponder<SharedKey>,
+    pub ocsp: OcspResponder<CaKey>,
     /// How long OCSP responses are valid.
     pub ocsp_validity: time::Duration,
     /// Default CRL lifetime (a request may ask for another).
@@ -151,6 +151,7 @@ impl JsonSignRequest {
 /// durable. Signing runs inline on the worker (tens of microseconds for
 /// ECDSA): a hop to the blocking pool cost more than the work itself.
 async fn sign_and_record(st: &CaState, req: SignRequest) -> Result<String, ApiError> {
+    st.ca.key().ready()?;
     let issued = st.ca.sign(&st.policy, &req, OffsetDateTime::now_utc())?;
     st.log
         .record_async(CertRecord::from_issued(&issued, &st.label))
@@ -431,6 +432,7 @@ async fn crl(
 
 /// Builds a CRL from the log: revoked, unexpired certificates of this CA.
 pub(crate) fn make_crl(st: &CaState, validity: time::Duration) -> Result<Vec<u8>, ApiError> {
+    st.ca.key().ready()?;
     let now = OffsetDateTime::now_utc();
     let revoked = st.log.revoked(st.ca.aki_hex(), now)?;
     let number = st.log.next_counter(&format!("crl:{}", st.ca.aki_hex()))?;
@@ -460,6 +462,7 @@ struct OcspSignRequest {
 async fn ocspsign(State(st): S, b: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
     let b = body(b)?;
     let req: OcspSignRequest = parse(&b)?;
+    st.ca.key().ready()?;
     let info = pki::info::cert_info(req.certificate.as_bytes())?;
     if info.authority_key_id != st.ca.aki_hex() {
         return Err(ApiError::bad_request(
@@ -520,6 +523,10 @@ fn ocsp_response(der: Vec<u8>) -> Response {
 }
 
 async fn answer_ocsp(st: Arc<CaState>, request: Vec<u8>) -> Response {
+    // RFC 6960 tryLater: a sealed CA cannot sign responses for now.
+    if st.ca.key().is_sealed() {
+        return ocsp_response(pki::ocsp::try_later_response());
+    }
     let out = tokio::task::spawn_blocking(move || {
         let failed = std::cell::Cell::new(false);
         let der = st.ocsp.respond(

@@ -116,7 +116,7 @@ impl PrivateKey {
             "PRIVATE KEY" | "EC PRIVATE KEY" | "RSA PRIVATE KEY" => {}
             "ENCRYPTED PRIVATE KEY" => {
                 return Err(PkiError::BadKey(
-                    "encrypted private keys are not supported yet".into(),
+                    "the key is encrypted: give its passphrase (PORTCULLIS_KEY_PASSPHRASE or --passphrase-file)".into(),
                 ))
             }
             other => {
@@ -128,6 +128,18 @@ impl PrivateKey {
         let inner = rcgen::KeyPair::from_pem(pem_text)
             .map_err(|_| PkiError::BadKey("unsupported or corrupt private key".into()))?;
         Ok(PrivateKey { inner })
+    }
+
+    /// Reads an unencrypted PKCS#8 DER private key.
+    pub fn from_pkcs8_der(der: &[u8]) -> Result<Self> {
+        let inner = rcgen::KeyPair::try_from(der)
+            .map_err(|_| PkiError::BadKey("unsupported or corrupt private key".into()))?;
+        Ok(PrivateKey { inner })
+    }
+
+    /// PKCS#8 DER of the key; zeroed when dropped.
+    pub fn to_pkcs8_der(&self) -> zeroize::Zeroizing<Vec<u8>> {
+        Zeroizing::new(self.inner.serialize_der())
     }
 
     /// PKCS#8 PEM of the key; zeroed when dropped.

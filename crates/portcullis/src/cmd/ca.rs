@@ -4,8 +4,8 @@ use super::files::{read, Bundle};
 use anyhow::{bail, Context, Result};
 use pki::config::SigningPolicy;
 use pki::csr_spec::CsrSpec;
+use pki::custody::{CaKey, Custody, KeyRef, Secret};
 use pki::issue::{CertificateAuthority, SignRequest};
-use pki::key::{PrivateKey, SharedKey};
 use pki::log::{CertLog, CertRecord};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,6 +24,8 @@ pub enum CaCommand {
         /// Print cfssl's JSON {"cert","key","csr"} instead of writing files.
         #[arg(long)]
         stdout: bool,
+        #[command(flatten)]
+        pass: PassArgs,
     },
     /// Generate a key and CSR here and get the certificate signed, locally
     /// (--ca/--ca-key) or by a remote CA (--remote; only the CSR travels).
@@ -83,9 +85,11 @@ pub enum CaCommand {
         /// CA certificate.
         #[arg(long)]
         ca: PathBuf,
-        /// CA private key.
+        /// CA private key: PEM path, pkcs11: URI or sealed:PATH.
         #[arg(long)]
-        ca_key: PathBuf,
+        ca_key: String,
+        #[command(flatten)]
+        pass: PassArgs,
         /// The issuance log (SQLite file).
         #[arg(long)]
         db: String,
@@ -101,14 +105,39 @@ pub enum CaCommand {
     },
 }
 
+/// Where a key passphrase comes from: never the command line.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct PassArgs {
+    /// File holding the key passphrase (one trailing newline ignored);
+    /// else the PORTCULLIS_KEY_PASSPHRASE environment variable.
+    #[arg(long)]
+    passphrase_file: Option<PathBuf>,
+}
+
+impl PassArgs {
+    /// The passphrase, if one was given.
+    fn get(&self) -> Result<Option<Secret>> {
+        if let Some(p) = &self.passphrase_file {
+            return Ok(Some(Secret::from_file(p)?));
+        }
+        Ok(std::env::var("PORTCULLIS_KEY_PASSPHRASE")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(|v| Secret::new(zeroize::Zeroizing::new(v).as_bytes().to_vec())))
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct SignerArgs {
     /// CA certificate (local signing).
     #[arg(long, requires = "ca_key", conflicts_with = "remote")]
     ca: Option<PathBuf>,
-    /// CA private key, PEM (local signing).
+    /// CA private key (local signing): PEM path (plaintext or encrypted
+    /// PKCS#8), pkcs11: URI, or sealed:PATH.
     #[arg(long, requires = "ca")]
-    ca_key: Option<PathBuf>,
+    ca_key: Option<String>,
+    #[command(flatten)]
+    pass: PassArgs,
     /// Remote CA URL (http://host:port); only the CSR is sent.
     #[arg(long)]
     remote: Option<String>,
@@ -128,9 +157,12 @@ pub struct ServeArgs {
     /// CA certificate.
     #[arg(long)]
     ca: PathBuf,
-    /// CA private key (PEM).
+    /// CA private key: PEM path (plaintext or encrypted PKCS#8), RFC 7512
+    /// pkcs11: URI, or sealed:PATH (starts sealed; see `ca unseal`).
     #[arg(long)]
-    ca_key: PathBuf,
+    ca_key: String,
+    #[command(flatten)]
+    pass: PassArgs,
     /// CFSSL signing config JSON (default: CFSSL's built-in policy).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -157,13 +189,26 @@ pub fn run(c: CaCommand) -> Result<()> {
             csr_json,
             out,
             stdout,
+            pass,
         } => {
             let spec = CsrSpec::from_json(&read(&csr_json)?)
                 .with_context(|| format!("in {}", csr_json.display()))?;
+            let pass = pass.get()?;
             let root = pki::issue::init_root(&spec, OffsetDateTime::now_utc())?;
+            // Encrypted at rest whenever a passphrase is at hand; otherwise
+            // plaintext (0600), said loudly.
+            let key = match &pass {
+                Some(p) => pki::custody::encrypted::encrypt_pem(&root.key, p)?,
+                None => {
+                    eprintln!(
+                        "warning: the CA key is written unencrypted; set PORTCULLIS_KEY_PASSPHRASE or give --passphrase-file to encrypt it"
+                    );
+                    root.key.to_pem()
+                }
+            };
             Bundle {
                 cert: Some(root.cert_pem),
-                key: Some(root.key.to_pem()),
+                key: Some(key),
                 csr: Some(root.csr_pem),
             }
             .emit(&out, stdout)
@@ -221,6 +266,7 @@ pub fn run(c: CaCommand) -> Result<()> {
         CaCommand::Crl {
             ca,
             ca_key,
+            pass,
             db,
             expiry,
             out,
@@ -231,7 +277,8 @@ pub fn run(c: CaCommand) -> Result<()> {
             if validity.is_zero() {
                 bail!("--expiry must be positive");
             }
-            let ca = load_ca(&ca, &ca_key)?;
+            let ca = load_ca(&ca, &ca_key, &pass)?;
+            ca.key().ready()?;
             let log = open_existing_log(&db)?;
             let now = OffsetDateTime::now_utc();
             let revoked = log.revoked(ca.aki_hex(), now)?;
@@ -271,16 +318,23 @@ fn load_policy(config: Option<&Path>) -> Result<SigningPolicy> {
     }
 }
 
-/// Reads a PEM private key file. Plaintext keys only for now.
-fn load_key(path: &Path) -> Result<PrivateKey> {
-    let text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
-    );
-    PrivateKey::from_pem(&text).with_context(|| format!("in {}", path.display()))
+/// Opens a CA key reference (CONTRACT section 7). The error names the
+/// reference's kind and path, never a passphrase or PIN.
+fn load_key(key_ref: &str, pass: &PassArgs) -> Result<CaKey> {
+    let r = KeyRef::parse(key_ref)?;
+    let what = match &r {
+        KeyRef::File(p) | KeyRef::Sealed(p) => p.display().to_string(),
+        KeyRef::Pkcs11(u) => format!("PKCS#11 token {:?} object {:?}", u.token, u.object),
+    };
+    let pass = match &r {
+        KeyRef::File(_) => pass.get()?,
+        _ => None,
+    };
+    CaKey::open(&r, pass.as_ref()).with_context(|| format!("CA key {what}"))
 }
 
-fn load_ca(cert: &Path, key: &Path) -> Result<CertificateAuthority<SharedKey>> {
-    let key = SharedKey::from(load_key(key)?);
+fn load_ca(cert: &Path, key: &str, pass: &PassArgs) -> Result<CertificateAuthority<CaKey>> {
+    let key = load_key(key, pass)?;
     CertificateAuthority::new(&read(cert)?, key).with_context(|| format!("CA {}", cert.display()))
 }
 
@@ -341,7 +395,8 @@ fn sign_csr(
     let (Some(ca), Some(key)) = (&a.ca, &a.ca_key) else {
         bail!("give --ca and --ca-key to sign locally, or --remote URL");
     };
-    let ca = load_ca(ca, key)?;
+    let ca = load_ca(ca, key, &a.pass)?;
+    ca.key().ready()?;
     let issued = ca.sign(
         policy,
         &SignRequest {
@@ -362,7 +417,17 @@ fn sign_csr(
 }
 
 fn serve(a: ServeArgs) -> Result<()> {
-    let key = SharedKey::from(load_key(&a.ca_key)?);
+    let key = load_key(&a.ca_key, &a.pass)?;
+    match key.custody() {
+        Custody::Plaintext => eprintln!(
+            "warning: the CA key {} is stored unencrypted (see docs/key-custody.md)",
+            a.ca_key
+        ),
+        Custody::Sealed => {
+            eprintln!("portcullis ca serve: the CA key is sealed; it signs nothing until unsealed")
+        }
+        Custody::Encrypted | Custody::Token => {}
+    }
     let ca_pem = read(&a.ca)?;
     let ca = CertificateAuthority::new(&ca_pem, key.clone())
         .with_context(|| format!("CA {}", a.ca.display()))?;

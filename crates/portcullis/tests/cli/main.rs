@@ -7,4 +7,5 @@ mod common;
 mod ca_bad_input;
 mod ca_crash;
 mod ca_interop;
+mod custody;
 mod verify;

@@ -1,0 +1,322 @@
+//! CA key custody against real peers: encrypted PKCS#8 with openssl, the
+//! hash-chained audit log, M-of-N sealing, PKCS#11 in SoftHSM2.
+
+use crate::common::*;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+const PASS: &str = "tr0ub4dor&3 passphrase";
+
+fn openssl(dir: &Path, args: &[&str]) -> String {
+    need("openssl");
+    ok(run_in(dir, Command::new("openssl").args(args)))
+}
+
+/// `portcullis ARGS` with extra environment variables.
+fn portcullis_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut c = Command::new(bin());
+    c.args(args).env_remove("PORTCULLIS_KEY_PASSPHRASE");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    run_in(dir, &mut c)
+}
+
+fn csr_json(dir: &Path) {
+    write(
+        dir,
+        "csr.json",
+        r#"{"CN":"svc","hosts":["svc.acme.test"],"key":{"algo":"ecdsa","size":256}}"#,
+    );
+}
+
+/// Starts `ca serve` with `key_ref` and extra args/env, logging stderr to
+/// `serve.log` in `dir` (for the no-secrets-in-logs checks).
+pub fn serve_with(
+    dir: &Path,
+    key_ref: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (ChildGuard, u16) {
+    let port = free_port();
+    let port_s = port.to_string();
+    let mut args = vec![
+        "ca",
+        "serve",
+        "--ca",
+        "ca.pem",
+        "--ca-key",
+        key_ref,
+        "--config",
+        "config.json",
+        "--address",
+        "127.0.0.1",
+        "--port",
+        &port_s,
+        "--db",
+        "certs.db",
+    ];
+    args.extend_from_slice(extra);
+    let log = std::fs::File::create(dir.join("serve.log")).expect("serve.log");
+    let mut c = Command::new(bin());
+    c.args(&args)
+        .current_dir(dir)
+        .env_remove("PORTCULLIS_KEY_PASSPHRASE")
+        .env("PORTCULLIS_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(log);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut g = ChildGuard(Some(c.spawn().expect("spawn ca serve")));
+    wait_port(port, &mut g);
+    (g, port)
+}
+
+fn sign_body(dir: &Path, name: &str) -> Vec<u8> {
+    let csr = openssl_csr(
+        dir,
+        name,
+        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        &format!("/CN={name}"),
+        &[],
+    );
+    let pem = std::fs::read_to_string(csr).expect("csr");
+    serde_json::to_vec(&serde_json::json!({"certificate_request": pem, "profile": "plain"}))
+        .expect("json")
+}
+
+#[test]
+fn encrypted_key_written_by_portcullis_is_read_by_openssl_pkey() {
+    let d = tempdir();
+    let dir = d.path();
+    write(
+        dir,
+        "ca-csr.json",
+        r#"{"CN":"Enc Root","key":{"algo":"ecdsa","size":256}}"#,
+    );
+    let out = portcullis_env(
+        dir,
+        &["ca", "init", "ca-csr.json"],
+        &[("PORTCULLIS_KEY_PASSPHRASE", PASS)],
+    );
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    ok(out);
+    assert!(!err.contains("unencrypted"), "{err}");
+    let key = std::fs::read_to_string(dir.join("ca-key.pem")).expect("key");
+    assert!(
+        key.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"),
+        "{key}"
+    );
+    // openssl decrypts it with the same passphrase: same public key as the cert.
+    let mut c = Command::new("openssl");
+    c.args([
+        "pkey",
+        "-in",
+        "ca-key.pem",
+        "-passin",
+        "env:PK_PASS",
+        "-pubout",
+    ])
+    .env("PK_PASS", PASS);
+    let from_key = ok(run_in(dir, &mut c));
+    let from_cert = openssl(dir, &["x509", "-in", "ca.pem", "-noout", "-pubkey"]);
+    assert_eq!(from_key, from_cert);
+    // … and refuses a wrong one.
+    let mut c = Command::new("openssl");
+    c.args([
+        "pkey",
+        "-in",
+        "ca-key.pem",
+        "-passin",
+        "pass:nope",
+        "-noout",
+    ]);
+    fails(run_in(dir, &mut c));
+
+    // Portcullis signs with it given the passphrase in a file …
+    write(dir, "pass.txt", &format!("{PASS}\n"));
+    csr_json(dir);
+    ok(portcullis_env(
+        dir,
+        &[
+            "ca",
+            "gencert",
+            "csr.json",
+            "--ca",
+            "ca.pem",
+            "--ca-key",
+            "ca-key.pem",
+            "--passphrase-file",
+            "pass.txt",
+            "--out",
+            "svc",
+        ],
+        &[],
+    ));
+    openssl(dir, &["verify", "-CAfile", "ca.pem", "svc.pem"]);
+    // … and says what is missing without one, or that it is wrong.
+    let err = fails(portcullis_env(
+        dir,
+        &[
+            "ca",
+            "gencert",
+            "csr.json",
+            "--ca",
+            "ca.pem",
+            "--ca-key",
+            "ca-key.pem",
+            "--out",
+            "x",
+        ],
+        &[],
+    ));
+    assert!(err.contains("PORTCULLIS_KEY_PASSPHRASE"), "{err}");
+    let err = fails(portcullis_env(
+        dir,
+        &[
+            "ca",
+            "gencert",
+            "csr.json",
+            "--ca",
+            "ca.pem",
+            "--ca-key",
+            "ca-key.pem",
+            "--out",
+            "x",
+        ],
+        &[("PORTCULLIS_KEY_PASSPHRASE", "not the passphrase")],
+    ));
+    assert!(err.contains("wrong passphrase"), "{err}");
+    assert!(!err.contains("not the passphrase"), "{err}");
+}
+
+#[test]
+fn openssl_genpkey_aes256_key_is_read_by_portcullis() {
+    let d = tempdir();
+    let dir = d.path();
+    for (name, alg) in [
+        ("ec", "ec_paramgen_curve:P-384"),
+        ("rsa", "rsa_keygen_bits:2048"),
+    ] {
+        let algo = if name == "ec" { "EC" } else { "RSA" };
+        openssl(
+            dir,
+            &[
+                "genpkey",
+                "-algorithm",
+                algo,
+                "-pkeyopt",
+                alg,
+                "-aes256",
+                "-pass",
+                &format!("pass:{PASS}"),
+                "-out",
+                &format!("{name}-key.pem"),
+            ],
+        );
+        let key = std::fs::read_to_string(dir.join(format!("{name}-key.pem"))).expect("key");
+        assert!(key.contains("ENCRYPTED PRIVATE KEY"), "{key}");
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-new",
+                "-key",
+                &format!("{name}-key.pem"),
+                "-passin",
+                &format!("pass:{PASS}"),
+                "-subj",
+                &format!("/CN=OpenSSL {name} Root"),
+                "-days",
+                "30",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+                "-out",
+                &format!("{name}-ca.pem"),
+            ],
+        );
+        write(dir, "pass.txt", PASS);
+        csr_json(dir);
+        ok(portcullis_env(
+            dir,
+            &[
+                "ca",
+                "gencert",
+                "csr.json",
+                "--ca",
+                &format!("{name}-ca.pem"),
+                "--ca-key",
+                &format!("{name}-key.pem"),
+                "--passphrase-file",
+                "pass.txt",
+                "--out",
+                &format!("{name}-svc"),
+            ],
+            &[],
+        ));
+        openssl(
+            dir,
+            &[
+                "verify",
+                "-CAfile",
+                &format!("{name}-ca.pem"),
+                &format!("{name}-svc.pem"),
+            ],
+        );
+    }
+}
+
+#[test]
+fn ca_serve_flags_a_plaintext_key_and_serves_an_encrypted_one() {
+    let d = tempdir();
+    let dir = d.path();
+    init_ca(dir); // plaintext, with a warning
+    server_config(dir);
+    {
+        let (_srv, port) = serve_with(dir, "ca-key.pem", &[], &[]);
+        let (code, body) = curl_post(
+            &format!("http://127.0.0.1:{port}/api/v1/cfssl/sign"),
+            &sign_body(dir, "a"),
+        );
+        assert_eq!(code, 200, "{body}");
+    }
+    let log = std::fs::read_to_string(dir.join("serve.log")).expect("log");
+    assert!(log.contains("stored unencrypted"), "{log}");
+
+    // Encrypt the same key with openssl; serve it with the passphrase in env.
+    openssl(
+        dir,
+        &[
+            "pkcs8",
+            "-topk8",
+            "-in",
+            "ca-key.pem",
+            "-v2",
+            "aes-256-cbc",
+            "-passout",
+            &format!("pass:{PASS}"),
+            "-out",
+            "ca-key-enc.pem",
+        ],
+    );
+    {
+        let (_srv, port) = serve_with(
+            dir,
+            "ca-key-enc.pem",
+            &[],
+            &[("PORTCULLIS_KEY_PASSPHRASE", PASS)],
+        );
+        let (code, body) = curl_post(
+            &format!("http://127.0.0.1:{port}/api/v1/cfssl/sign"),
+            &sign_body(dir, "b"),
+        );
+        assert_eq!(code, 200, "{body}");
+    }
+    let log = std::fs::read_to_string(dir.join("serve.log")).expect("log");
+    assert!(!log.contains("unencrypted"), "{log}");
+    assert!(!log.contains(PASS), "{log}");
+}
