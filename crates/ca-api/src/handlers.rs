@@ -436,7 +436,7 @@ pub(crate) fn make_crl(st: &CaState, validity: time::Duration) -> Result<Vec<u8>
     let now = OffsetDateTime::now_utc();
     let revoked = st.log.revoked(st.ca.aki_hex(), now)?;
     let number = st.log.next_counter(&format!("crl:{}", st.ca.aki_hex()))?;
-    pki::crl::make_crl(
+    let der = pki::crl::make_crl(
         st.ca.cert_der(),
         st.ca.key(),
         &revoked,
@@ -444,7 +444,12 @@ pub(crate) fn make_crl(st: &CaState, validity: time::Duration) -> Result<Vec<u8>
         now,
         now + validity,
     )
-    .map_err(ApiError::internal)
+    .map_err(ApiError::internal)?;
+    st.log.audit_append(
+        "crl",
+        &json!({ "aki": st.ca.aki_hex(), "number": number, "entries": revoked.len() }),
+    )?;
+    Ok(der)
 }
 
 #[derive(Deserialize)]
@@ -497,14 +502,28 @@ async fn ocspsign(State(st): S, b: Result<Bytes, BytesRejection>) -> Result<Resp
         .ok_or_else(|| ApiError::bad_request(codes::OCSP + 2, "bad serial"))?;
     let validity = st.ocsp_validity;
     let der = blocking(move || {
-        st.ocsp
+        let der = st
+            .ocsp
             .sign_status(serial.as_bytes(), status, now, validity)
-            .ok_or_else(|| ApiError::internal("OCSP signing failed"))
+            .ok_or_else(|| ApiError::internal("OCSP signing failed"))?;
+        st.log.audit_append(
+            "ocspsign",
+            &json!({ "serial": serial.to_decimal(), "status": status_name(&status) }),
+        )?;
+        Ok(der)
     })
     .await?;
     Ok(ok(
         json!({ "ocspResponse": base64::engine::general_purpose::STANDARD.encode(der) }),
     ))
+}
+
+fn status_name(s: &CertStatus) -> &'static str {
+    match s {
+        CertStatus::Good => "good",
+        CertStatus::Revoked { .. } => "revoked",
+        CertStatus::Unknown => "unknown",
+    }
 }
 
 fn ocsp_response(der: Vec<u8>) -> Response {
@@ -529,12 +548,18 @@ async fn answer_ocsp(st: Arc<CaState>, request: Vec<u8>) -> Response {
     }
     let out = tokio::task::spawn_blocking(move || {
         let failed = std::cell::Cell::new(false);
+        let answered = std::cell::RefCell::new(Vec::new());
         let der = st.ocsp.respond(
             &request,
             OffsetDateTime::now_utc(),
             st.ocsp_validity,
             |serial| match lookup_status(&st, serial) {
-                Ok(s) => s,
+                Ok(s) => {
+                    answered
+                        .borrow_mut()
+                        .push(json!({ "serial": Serial::from_bytes(serial).to_decimal(), "status": status_name(&s) }));
+                    s
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "OCSP lookup failed");
                     failed.set(true);
@@ -543,10 +568,17 @@ async fn answer_ocsp(st: Arc<CaState>, request: Vec<u8>) -> Response {
             },
         );
         if failed.get() {
-            pki::ocsp::try_later_response()
-        } else {
-            der
+            return pki::ocsp::try_later_response();
         }
+        let answered = answered.into_inner();
+        if !answered.is_empty() {
+            // A signed response is a use of the CA key: no audit entry, no answer.
+            if let Err(e) = st.log.audit_append("ocsp", &json!({ "responses": answered })) {
+                tracing::error!(error = %e, "audit log append failed");
+                return pki::ocsp::try_later_response();
+            }
+        }
+        der
     })
     .await
     .unwrap_or_else(|_| pki::ocsp::try_later_response());

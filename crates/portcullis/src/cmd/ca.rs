@@ -103,6 +103,50 @@ pub enum CaCommand {
         #[arg(long)]
         der: bool,
     },
+    /// The key-use audit log (hash-chained, in the issuance log's SQLite file).
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain of the key-use log: prints JSON
+    /// {"ok","entries","broken"}; exit 0 intact, 1 at the first broken
+    /// entry, 2 when the log cannot be read.
+    Verify {
+        /// The issuance log (SQLite file).
+        #[arg(long, default_value = "portcullis-ca.db")]
+        db: String,
+    },
+}
+
+/// Runs a `ca` command to an exit code (`ca audit verify` has its own).
+pub fn main(c: CaCommand) -> std::process::ExitCode {
+    match c {
+        CaCommand::Audit(AuditCommand::Verify { db }) => audit_verify(&db),
+        c => super::exit(run(c)),
+    }
+}
+
+fn audit_verify(db: &str) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let report = match open_existing_log(db).and_then(|l| Ok(l.audit_verify()?)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let ok = report.broken.is_none();
+    println!(
+        "{}",
+        serde_json::json!({ "ok": ok, "entries": report.entries, "broken": report.broken })
+    );
+    if let Some(b) = &report.broken {
+        eprintln!("audit log broken at entry {}: {}", b.seq, b.reason);
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
 }
 
 /// Where a key passphrase comes from: never the command line.
@@ -255,6 +299,13 @@ pub fn run(c: CaCommand) -> Result<()> {
             .emit(&out, stdout)
         }
         CaCommand::Serve(a) => serve(a),
+        CaCommand::Audit(AuditCommand::Verify { db }) => {
+            if audit_verify(&db) == std::process::ExitCode::SUCCESS {
+                Ok(())
+            } else {
+                bail!("audit verification failed")
+            }
+        }
         CaCommand::Revoke {
             serial,
             aki,
@@ -290,6 +341,10 @@ pub fn run(c: CaCommand) -> Result<()> {
                 number,
                 now,
                 now + validity,
+            )?;
+            log.audit_append(
+                "crl",
+                &serde_json::json!({ "aki": ca.aki_hex(), "number": number, "entries": revoked.len() }),
             )?;
             let bytes = if der {
                 crl

@@ -320,3 +320,90 @@ fn ca_serve_flags_a_plaintext_key_and_serves_an_encrypted_one() {
     assert!(!log.contains("unencrypted"), "{log}");
     assert!(!log.contains(PASS), "{log}");
 }
+
+#[test]
+fn audit_verify_fails_at_the_one_edited_entry() {
+    let d = tempdir();
+    let dir = d.path();
+    init_ca(dir);
+    csr_json(dir);
+    for i in 0..3 {
+        ok(portcullis(
+            dir,
+            &[
+                "ca",
+                "gencert",
+                "csr.json",
+                "--ca",
+                "ca.pem",
+                "--ca-key",
+                "ca-key.pem",
+                "--db",
+                "certs.db",
+                "--out",
+                &format!("svc{i}"),
+            ],
+        ));
+    }
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(portcullis(dir, &["cert", "info", "svc1.pem"]))).expect("json");
+    let serial = info["serial_number"].as_str().expect("serial").to_string();
+    ok(portcullis(
+        dir,
+        &[
+            "ca", "revoke", "--serial", &serial, "--ca", "ca.pem", "--db", "certs.db",
+        ],
+    ));
+    ok(portcullis(
+        dir,
+        &[
+            "ca",
+            "crl",
+            "--ca",
+            "ca.pem",
+            "--ca-key",
+            "ca-key.pem",
+            "--db",
+            "certs.db",
+            "--out",
+            "ca.crl",
+        ],
+    ));
+    let db = dir.join("certs.db");
+    assert_eq!(
+        sqlite(&db, "SELECT event FROM audit ORDER BY seq;"),
+        ["issue", "issue", "issue", "revoke", "crl"]
+    );
+    let v: serde_json::Value = serde_json::from_str(&ok(portcullis(
+        dir,
+        &["ca", "audit", "verify", "--db", "certs.db"],
+    )))
+    .expect("json");
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["entries"], 5, "{v}");
+
+    // Rewrite history: entry 2 now names another subject.
+    sqlite(
+        &db,
+        "UPDATE audit SET detail = replace(detail, 'svc', 'evil') WHERE seq = 2;",
+    );
+    let out = portcullis(dir, &["ca", "audit", "verify", "--db", "certs.db"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(v["entries"], 1, "{v}");
+    assert_eq!(v["broken"]["seq"], 2, "{v}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("entry 2"));
+
+    // Recomputing that entry's own hash does not help: entry 3 then breaks.
+    // (Deleting an entry breaks the chain too.)
+    sqlite(&db, "DELETE FROM audit WHERE seq = 2;");
+    let out = portcullis(dir, &["ca", "audit", "verify", "--db", "certs.db"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["broken"]["seq"], 3, "{v}");
+
+    // No log at all is a usage error, not a broken chain.
+    let out = portcullis(dir, &["ca", "audit", "verify", "--db", "missing.db"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
