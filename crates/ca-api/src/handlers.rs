@@ -38,6 +38,9 @@ pub struct CaState {
     pub log: CertLog,
     /// Label recorded with each certificate.
     pub label: String,
+    /// HMAC key that authenticates custody calls (unseal, seal); without
+    /// one, those calls are refused.
+    pub admin_key: Option<pki::config::AuthKey>,
 }
 
 impl std::fmt::Debug for CaState {
@@ -64,6 +67,9 @@ pub fn router(state: Arc<CaState>) -> Router {
         .route("/api/v1/cfssl/health", get(health))
         .route("/api/v1/cfssl/crl", get(crl))
         .route("/api/v1/cfssl/ocspsign", post(ocspsign))
+        .route("/api/v1/portcullis/unseal", post(unseal))
+        .route("/api/v1/portcullis/seal", post(seal))
+        .route("/api/v1/portcullis/seal_status", get(seal_status))
         .route("/ocsp", post(ocsp_post))
         .route("/ocsp/{*req}", get(ocsp_get))
         .fallback(not_found)
@@ -597,4 +603,117 @@ async fn ocsp_get(State(st): S, axum::extract::Path(req): axum::extract::Path<St
         Ok(der) => answer_ocsp(st, der).await,
         Err(_) => ocsp_response(pki::ocsp::malformed_request_response()),
     }
+}
+
+/// How far a custody call's timestamp may be from our clock.
+const ADMIN_SKEW_SECS: i64 = 300;
+
+/// Checks a custody call: HMAC-SHA256 of the exact request bytes under the
+/// admin key (constant time), the action it was signed for, and a fresh
+/// timestamp. Returns the request JSON.
+fn admin_request(st: &CaState, b: &[u8], action: &str) -> Result<serde_json::Value, ApiError> {
+    let unauthorized = |m: &str| ApiError {
+        status: axum::http::StatusCode::UNAUTHORIZED,
+        code: codes::API_CLIENT + 1,
+        message: m.to_string(),
+    };
+    let Some(key) = &st.admin_key else {
+        return Err(ApiError {
+            status: axum::http::StatusCode::FORBIDDEN,
+            code: codes::API_CLIENT + 1,
+            message: "custody calls are disabled: the CA was started without --admin-key-file"
+                .into(),
+        });
+    };
+    let areq: AuthenticatedRequest = parse(b)?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let request = zeroize::Zeroizing::new(b64.decode(areq.request.as_bytes()).map_err(|_| {
+        ApiError::bad_request(codes::API_CLIENT + 2, "request is not valid base64")
+    })?);
+    let token = b64
+        .decode(areq.token.as_bytes())
+        .map_err(|_| unauthorized("invalid token"))?;
+    if !key.verify(&request, &token) {
+        tracing::warn!(action, "custody call with an invalid token");
+        return Err(unauthorized("invalid token"));
+    }
+    let v: serde_json::Value = parse(&request)?;
+    if v.get("action").and_then(|a| a.as_str()) != Some(action) {
+        return Err(unauthorized("the token was made for another action"));
+    }
+    let ts = v.get("timestamp").and_then(|t| t.as_i64()).unwrap_or(0);
+    if (OffsetDateTime::now_utc().unix_timestamp() - ts).abs() > ADMIN_SKEW_SECS {
+        return Err(unauthorized(
+            "stale or future timestamp (clocks more than 5 minutes apart?)",
+        ));
+    }
+    Ok(v)
+}
+
+fn sealed_key(st: &CaState) -> Result<&pki::custody::sealed::SealedKey, ApiError> {
+    st.ca.key().as_sealed().ok_or_else(|| {
+        ApiError::bad_request(
+            codes::PRIVATE_KEY + 4,
+            "the CA key is not an M-of-N sealed key",
+        )
+    })
+}
+
+async fn unseal(State(st): S, b: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    let b = body(b)?;
+    let v = admin_request(&st, &b, "unseal")?;
+    let key_id = v
+        .get("key_id")
+        .and_then(|k| k.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let share = zeroize::Zeroizing::new(
+        v.get("share")
+            .and_then(|s| s.as_str())
+            .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+            .ok_or_else(|| {
+                ApiError::bad_request(codes::API_CLIENT + 2, "missing or bad 'share'")
+            })?,
+    );
+    drop(v);
+    let index = share.first().copied().unwrap_or(0);
+    let status = blocking(move || {
+        let sealed = sealed_key(&st)?;
+        match sealed.submit_share(&key_id, &share) {
+            Ok(status) => {
+                let event = if status.sealed { "unseal_share" } else { "unseal" };
+                st.log.audit_append(
+                    event,
+                    &json!({ "share": index, "submitted": status.submitted, "threshold": status.threshold }),
+                )?;
+                tracing::info!(share = index, sealed = status.sealed, "key share accepted");
+                Ok(status)
+            }
+            Err(e) => {
+                st.log
+                    .audit_append("unseal_refused", &json!({ "share": index, "reason": e.to_string() }))?;
+                Err(ApiError::from(e))
+            }
+        }
+    })
+    .await?;
+    Ok(ok(status))
+}
+
+async fn seal(State(st): S, b: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    let b = body(b)?;
+    admin_request(&st, &b, "seal")?;
+    let status = blocking(move || {
+        let sealed = sealed_key(&st)?;
+        sealed.seal();
+        st.log.audit_append("seal", &json!({}))?;
+        tracing::info!("CA key sealed");
+        Ok(sealed.status())
+    })
+    .await?;
+    Ok(ok(status))
+}
+
+async fn seal_status(State(st): S) -> Result<Response, ApiError> {
+    Ok(ok(sealed_key(&st)?.status()))
 }

@@ -103,6 +103,53 @@ pub enum CaCommand {
         #[arg(long)]
         der: bool,
     },
+    /// Seal a CA key under M-of-N shares: writes DIR/sealed-key.json and
+    /// DIR/share-1.json … share-N.json (each encrypted to its holder's
+    /// passphrase, Argon2id). Serve it with --ca-key sealed:DIR/sealed-key.json.
+    Split {
+        /// The CA key to seal (PEM path; encrypted keys need their passphrase).
+        #[arg(long)]
+        ca_key: String,
+        #[command(flatten)]
+        pass: PassArgs,
+        /// Number of shares (N).
+        #[arg(long)]
+        shares: u8,
+        /// Shares needed to unseal (M).
+        #[arg(long)]
+        threshold: u8,
+        /// Holders' passphrase files, comma-separated, one per share in order.
+        #[arg(long, value_delimiter = ',')]
+        share_passphrase_files: Vec<PathBuf>,
+        /// Output directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Submit one holder's share to a running, sealed CA. The share is
+    /// decrypted here with its passphrase (--passphrase-file or
+    /// PORTCULLIS_KEY_PASSPHRASE); the call is HMAC-authenticated.
+    Unseal {
+        /// The CA (http://host:port).
+        #[arg(long)]
+        remote: String,
+        /// The holder's share file.
+        #[arg(long)]
+        share: PathBuf,
+        #[command(flatten)]
+        pass: PassArgs,
+        /// The CA's admin HMAC key (hex, as in auth_keys).
+        #[arg(long)]
+        admin_key_file: PathBuf,
+    },
+    /// Seal a running CA again: its key is wiped from memory.
+    Seal {
+        /// The CA (http://host:port).
+        #[arg(long)]
+        remote: String,
+        /// The CA's admin HMAC key (hex, as in auth_keys).
+        #[arg(long)]
+        admin_key_file: PathBuf,
+    },
     /// The key-use audit log (hash-chained, in the issuance log's SQLite file).
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -219,6 +266,10 @@ pub struct ServeArgs {
     /// Issuance log: an SQLite file path (or sqlite:PATH).
     #[arg(long, default_value = "portcullis-ca.db")]
     db: String,
+    /// HMAC key (hex, as in auth_keys) that authenticates `ca unseal` and
+    /// `ca seal` calls; without it those calls are refused.
+    #[arg(long)]
+    admin_key_file: Option<PathBuf>,
     /// OCSP response lifetime (Go duration).
     #[arg(long, default_value = "1h")]
     ocsp_validity: String,
@@ -299,6 +350,56 @@ pub fn run(c: CaCommand) -> Result<()> {
             .emit(&out, stdout)
         }
         CaCommand::Serve(a) => serve(a),
+        CaCommand::Split {
+            ca_key,
+            pass,
+            shares,
+            threshold,
+            share_passphrase_files,
+            out,
+        } => split(
+            &ca_key,
+            &pass,
+            shares,
+            threshold,
+            &share_passphrase_files,
+            &out,
+        ),
+        CaCommand::Unseal {
+            remote,
+            share,
+            pass,
+            admin_key_file,
+        } => {
+            let text = read(&share)?;
+            let text = String::from_utf8(text).context("the share file is not UTF-8")?;
+            let pass = pass.get()?.context(
+                "give the share's passphrase (--passphrase-file or PORTCULLIS_KEY_PASSPHRASE)",
+            )?;
+            let secret = pki::custody::sealed::open_share(&text, &pass)
+                .with_context(|| format!("share file {}", share.display()))?;
+            let admin = admin_key(&admin_key_file)?;
+            use base64::Engine;
+            let req = serde_json::json!({
+                "key_id": secret.key_id,
+                "share": base64::engine::general_purpose::STANDARD.encode(secret.expose()),
+            });
+            let client = ca_api::client::RemoteCa::new(&remote)?;
+            let r = runtime()?.block_on(client.custody_call("unseal", req, &admin))?;
+            println!("{r}");
+            Ok(())
+        }
+        CaCommand::Seal {
+            remote,
+            admin_key_file,
+        } => {
+            let admin = admin_key(&admin_key_file)?;
+            let client = ca_api::client::RemoteCa::new(&remote)?;
+            let r =
+                runtime()?.block_on(client.custody_call("seal", serde_json::json!({}), &admin))?;
+            println!("{r}");
+            Ok(())
+        }
         CaCommand::Audit(AuditCommand::Verify { db }) => {
             if audit_verify(&db) == std::process::ExitCode::SUCCESS {
                 Ok(())
@@ -391,6 +492,70 @@ fn load_key(key_ref: &str, pass: &PassArgs) -> Result<CaKey> {
 fn load_ca(cert: &Path, key: &str, pass: &PassArgs) -> Result<CertificateAuthority<CaKey>> {
     let key = load_key(key, pass)?;
     CertificateAuthority::new(&read(cert)?, key).with_context(|| format!("CA {}", cert.display()))
+}
+
+/// Reads an admin HMAC key file: hex, at least 16 bytes.
+fn admin_key(path: &Path) -> Result<pki::config::AuthKey> {
+    let text = Secret::from_file(path)?;
+    let hex_text = std::str::from_utf8(text.expose())
+        .unwrap_or_default()
+        .trim();
+    let bytes = hex::decode(hex_text)
+        .ok()
+        .filter(|b| b.len() >= 16)
+        .with_context(|| {
+            format!(
+                "admin key file {} must hold at least 16 bytes as hex",
+                path.display()
+            )
+        })?;
+    Ok(pki::config::AuthKey::new("admin", bytes))
+}
+
+fn split(
+    ca_key: &str,
+    pass: &PassArgs,
+    shares: u8,
+    threshold: u8,
+    pass_files: &[PathBuf],
+    out: &Path,
+) -> Result<()> {
+    if pass_files.len() != usize::from(shares) {
+        bail!(
+            "--shares {shares} needs {shares} --share-passphrase-files, got {}",
+            pass_files.len()
+        );
+    }
+    let r = KeyRef::parse(ca_key)?;
+    let KeyRef::File(path) = &r else {
+        bail!("ca split seals a key file; {ca_key} is not one");
+    };
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
+    );
+    let (key, _) = pki::custody::encrypted::read_pem(&text, pass.get()?.as_ref())
+        .with_context(|| format!("CA key {}", path.display()))?;
+    let passes = pass_files
+        .iter()
+        .map(|p| Secret::from_file(p).with_context(|| format!("{}", p.display())))
+        .collect::<Result<Vec<_>>>()?;
+    let s = pki::custody::sealed::split(&key, threshold, &passes)?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    for (i, share) in s.shares.iter().enumerate() {
+        super::files::write_atomic(
+            &out.join(format!("share-{}.json", i + 1)),
+            share.as_bytes(),
+            true,
+        )?;
+    }
+    super::files::write_atomic(&out.join("sealed-key.json"), s.sealed.as_bytes(), true)?;
+    eprintln!(
+        "sealed {threshold}-of-{shares}: {}/sealed-key.json and share-1..{shares}.json; \
+         give each holder their share, then remove the unsealed key {}",
+        out.display(),
+        path.display()
+    );
+    Ok(())
 }
 
 fn db_path(db: &str) -> PathBuf {
@@ -505,6 +670,7 @@ fn serve(a: ServeArgs) -> Result<()> {
         crl_validity,
         policy,
         log,
+        admin_key: a.admin_key_file.as_deref().map(admin_key).transpose()?,
     });
     runtime()?.block_on(async move {
         let addr = format!("{}:{}", a.address, a.port);

@@ -407,3 +407,176 @@ fn audit_verify_fails_at_the_one_edited_entry() {
     let out = portcullis(dir, &["ca", "audit", "verify", "--db", "missing.db"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
+
+const ADMIN_HEX: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+fn unseal(
+    dir: &Path,
+    port: u16,
+    share: usize,
+    pass_file: &str,
+    admin: &str,
+) -> std::process::Output {
+    portcullis_env(
+        dir,
+        &[
+            "ca",
+            "unseal",
+            "--remote",
+            &format!("http://127.0.0.1:{port}"),
+            "--share",
+            &format!("sealed/share-{share}.json"),
+            "--passphrase-file",
+            pass_file,
+            "--admin-key-file",
+            admin,
+        ],
+        &[],
+    )
+}
+
+#[test]
+fn three_of_five_sealed_ca_signs_only_between_unseal_and_seal() {
+    need("curl");
+    let d = tempdir();
+    let dir = d.path();
+    init_ca(dir);
+    server_config(dir);
+    write(dir, "admin.key", ADMIN_HEX);
+    write(dir, "other.key", &ADMIN_HEX.replace('0', "f"));
+    let files: Vec<String> = (1..=5)
+        .map(|i| {
+            write(
+                dir,
+                &format!("p{i}.txt"),
+                &format!("holder {i} says swordfish"),
+            );
+            format!("p{i}.txt")
+        })
+        .collect();
+    ok(portcullis(
+        dir,
+        &[
+            "ca",
+            "split",
+            "--ca-key",
+            "ca-key.pem",
+            "--shares",
+            "5",
+            "--threshold",
+            "3",
+            "--share-passphrase-files",
+            &files.join(","),
+            "--out",
+            "sealed",
+        ],
+    ));
+    for i in 1..=5 {
+        let t = std::fs::read_to_string(dir.join(format!("sealed/share-{i}.json"))).expect("share");
+        assert!(!t.contains("BEGIN"), "{t}");
+    }
+    let (_srv, port) = serve_with(
+        dir,
+        "sealed:sealed/sealed-key.json",
+        &["--admin-key-file", "admin.key"],
+        &[],
+    );
+    let sign_url = format!("http://127.0.0.1:{port}/api/v1/cfssl/sign");
+    let sealed_503 = |name: &str| {
+        let (code, body) = curl_post(&sign_url, &sign_body(dir, name));
+        assert_eq!(code, 503, "{body}");
+        assert_cfssl_error(&body, 2003, "sealed");
+    };
+    sealed_503("s0");
+    let (code, body) = curl_get(&format!(
+        "http://127.0.0.1:{port}/api/v1/portcullis/seal_status"
+    ));
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(r#""sealed":true"#), "{body}");
+
+    // Two holders: still sealed.
+    ok(unseal(dir, port, 1, "p1.txt", "admin.key"));
+    let out = ok(unseal(dir, port, 4, "p4.txt", "admin.key"));
+    assert!(
+        out.contains(r#""sealed":true"#) && out.contains(r#""submitted":2"#),
+        "{out}"
+    );
+    sealed_503("s1");
+    // A repeated share, a wrong passphrase, a tampered share file and a
+    // wrong admin key do not count and say why.
+    let err = fails(unseal(dir, port, 4, "p4.txt", "admin.key"));
+    assert!(err.contains("share 4 was already submitted"), "{err}");
+    let err = fails(unseal(dir, port, 2, "p3.txt", "admin.key"));
+    assert!(err.contains("wrong passphrase or tampered"), "{err}");
+    let share2 = dir.join("sealed/share-2.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&share2).expect("share")).expect("json");
+    let ct = v["ciphertext"].as_str().expect("ct").to_string();
+    let mid = ct.len() / 2;
+    let swapped = if &ct[mid..=mid] == "A" { "B" } else { "A" };
+    v["ciphertext"] = format!("{}{swapped}{}", &ct[..mid], &ct[mid + 1..]).into();
+    std::fs::write(dir.join("sealed/share-9.json"), v.to_string()).expect("write");
+    let err = fails(unseal(dir, port, 9, "p2.txt", "admin.key"));
+    assert!(err.contains("tampered"), "{err}");
+    let err = fails(unseal(dir, port, 2, "p2.txt", "other.key"));
+    assert!(err.contains("invalid token"), "{err}");
+    sealed_503("s2");
+
+    // The third distinct holder unseals: the CA signs, openssl agrees.
+    let out = ok(unseal(dir, port, 2, "p2.txt", "admin.key"));
+    assert!(out.contains(r#""sealed":false"#), "{out}");
+    let (code, body) = curl_post(&sign_url, &sign_body(dir, "s3"));
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    write(
+        dir,
+        "s3.pem",
+        v["result"]["certificate"].as_str().expect("cert"),
+    );
+    openssl(dir, &["verify", "-CAfile", "ca.pem", "s3.pem"]);
+    let (code, body) = curl_get(&format!("http://127.0.0.1:{port}/api/v1/cfssl/crl"));
+    assert_eq!(code, 200, "{body}");
+
+    // Sealed again: refuses.
+    ok(portcullis(
+        dir,
+        &[
+            "ca",
+            "seal",
+            "--remote",
+            &format!("http://127.0.0.1:{port}"),
+            "--admin-key-file",
+            "admin.key",
+        ],
+    ));
+    sealed_503("s4");
+
+    // Every step is in the audit log, whose chain holds.
+    let events = sqlite(
+        &dir.join("certs.db"),
+        "SELECT event FROM audit ORDER BY seq;",
+    );
+    assert_eq!(
+        events,
+        [
+            "unseal_share",
+            "unseal_share",
+            "unseal_refused",
+            "unseal",
+            "issue",
+            "crl",
+            "seal"
+        ]
+    );
+    ok(portcullis(
+        dir,
+        &["ca", "audit", "verify", "--db", "certs.db"],
+    ));
+
+    // No passphrase, admin key or share ever reaches the logs.
+    let log = std::fs::read_to_string(dir.join("serve.log")).expect("log");
+    assert!(log.contains("key share accepted"), "{log}");
+    for secret in ["swordfish", ADMIN_HEX] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
+}
