@@ -26,6 +26,11 @@ pub enum CaCommand {
         stdout: bool,
         #[command(flatten)]
         pass: PassArgs,
+        /// Generate the CA key inside a PKCS#11 token (an RFC 7512 pkcs11:
+        /// URI: token, object label, module-path, pin-source) instead of a
+        /// file; only the certificate and CSR are written.
+        #[arg(long)]
+        ca_key: Option<String>,
     },
     /// Generate a key and CSR here and get the certificate signed, locally
     /// (--ca/--ca-key) or by a remote CA (--remote; only the CSR travels).
@@ -285,9 +290,13 @@ pub fn run(c: CaCommand) -> Result<()> {
             out,
             stdout,
             pass,
+            ca_key,
         } => {
             let spec = CsrSpec::from_json(&read(&csr_json)?)
                 .with_context(|| format!("in {}", csr_json.display()))?;
+            if let Some(r) = ca_key {
+                return init_in_token(&spec, &r, &out, stdout);
+            }
             let pass = pass.get()?;
             let root = pki::issue::init_root(&spec, OffsetDateTime::now_utc())?;
             // Encrypted at rest whenever a passphrase is at hand; otherwise
@@ -492,6 +501,32 @@ fn load_key(key_ref: &str, pass: &PassArgs) -> Result<CaKey> {
 fn load_ca(cert: &Path, key: &str, pass: &PassArgs) -> Result<CertificateAuthority<CaKey>> {
     let key = load_key(key, pass)?;
     CertificateAuthority::new(&read(cert)?, key).with_context(|| format!("CA {}", cert.display()))
+}
+
+/// `ca init --ca-key pkcs11:…`: the key is made in the token and never
+/// leaves it; only the certificate and CSR are written.
+#[cfg(feature = "pkcs11")]
+fn init_in_token(spec: &CsrSpec, key_ref: &str, out: &str, stdout: bool) -> Result<()> {
+    let KeyRef::Pkcs11(uri) = KeyRef::parse(key_ref)? else {
+        bail!("ca init --ca-key takes a pkcs11: URI (file keys are written to --out)");
+    };
+    spec.validate()?;
+    let alg = spec.key_request().algorithm()?;
+    let token = pki::custody::pkcs11::generate(&uri, alg)
+        .with_context(|| format!("PKCS#11 token {:?}", uri.token))?;
+    let key = CaKey::token(token);
+    let (cert, csr) = pki::issue::init_root_with_key(spec, &key, OffsetDateTime::now_utc())?;
+    Bundle {
+        cert: Some(cert),
+        key: None,
+        csr: Some(csr),
+    }
+    .emit(out, stdout)
+}
+
+#[cfg(not(feature = "pkcs11"))]
+fn init_in_token(_: &CsrSpec, _: &str, _: &str, _: bool) -> Result<()> {
+    bail!("this build has no PKCS#11 support (cargo feature pkcs11)")
 }
 
 /// Reads an admin HMAC key file: hex, at least 16 bytes.

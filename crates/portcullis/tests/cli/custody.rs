@@ -580,3 +580,173 @@ fn three_of_five_sealed_ca_signs_only_between_unseal_and_seal() {
         assert!(!log.contains(secret), "{secret} in the log:\n{log}");
     }
 }
+
+const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
+const PIN: &str = "pin-7f3a9c";
+
+/// A fresh SoftHSM2 token labelled `portcullis` in `dir/tokens`; returns
+/// the SOFTHSM2_CONF path.
+fn softhsm_token(dir: &Path) -> String {
+    need("softhsm2-util");
+    assert!(
+        Path::new(SOFTHSM).exists(),
+        "{SOFTHSM} missing: run scripts/install-test-deps.sh"
+    );
+    std::fs::create_dir(dir.join("tokens")).expect("token dir");
+    let conf = write(
+        dir,
+        "softhsm2.conf",
+        &format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            dir.join("tokens").display()
+        ),
+    );
+    let conf = conf.display().to_string();
+    let mut c = Command::new("softhsm2-util");
+    c.args([
+        "--init-token",
+        "--free",
+        "--label",
+        "portcullis",
+        "--so-pin",
+        "so-pin-1234",
+        "--pin",
+        PIN,
+    ])
+    .env("SOFTHSM2_CONF", &conf);
+    ok(run_in(dir, &mut c));
+    write(dir, "pin.txt", &format!("{PIN}\n"));
+    conf
+}
+
+#[test]
+fn softhsm2_ca_key_never_leaves_the_token_and_cfssl_gets_certificates() {
+    need("cfssl");
+    need("cfssljson");
+    need("pkcs11-tool");
+    let d = tempdir();
+    let dir = d.path();
+    let conf = softhsm_token(dir);
+    let env = [("SOFTHSM2_CONF", conf.as_str())];
+    let uri = format!(
+        "pkcs11:token=portcullis;object=root-ca?module-path={SOFTHSM}&pin-source=file:pin.txt"
+    );
+    write(
+        dir,
+        "ca-csr.json",
+        r#"{"CN":"HSM Root","names":[{"O":"Portcullis Test"}]}"#,
+    );
+    ok(portcullis_env(
+        dir,
+        &["ca", "init", "ca-csr.json", "--ca-key", &uri],
+        &env,
+    ));
+    assert!(dir.join("ca.pem").exists() && dir.join("ca.csr").exists());
+    assert!(!dir.join("ca-key.pem").exists(), "{:?}", listing(dir));
+    // The same label twice is refused (no silent second key).
+    let err = fails(portcullis_env(
+        dir,
+        &[
+            "ca",
+            "init",
+            "ca-csr.json",
+            "--ca-key",
+            &uri,
+            "--out",
+            "again",
+        ],
+        &env,
+    ));
+    assert!(err.contains("already holds a key"), "{err}");
+    // A wrong PIN is refused without being echoed.
+    let bad = uri.replace("pin-source=file:pin.txt", "pin-value=wrong-pin-55");
+    let err = fails(portcullis_env(
+        dir,
+        &[
+            "ca",
+            "init",
+            "ca-csr.json",
+            "--ca-key",
+            &bad.replace("root-ca", "other"),
+            "--out",
+            "x",
+        ],
+        &env,
+    ));
+    assert!(err.contains("refused the PIN"), "{err}");
+    assert!(!err.contains("wrong-pin-55"), "{err}");
+
+    // The token says: sensitive (always), never extractable.
+    let mut c = Command::new("pkcs11-tool");
+    c.args([
+        "--module",
+        SOFTHSM,
+        "--login",
+        "--pin",
+        PIN,
+        "--list-objects",
+        "--type",
+        "privkey",
+    ])
+    .env("SOFTHSM2_CONF", &conf);
+    let objects = ok(run_in(dir, &mut c));
+    assert!(objects.contains("root-ca"), "{objects}");
+    let access = objects
+        .lines()
+        .find(|l| l.trim_start().starts_with("Access:"))
+        .unwrap_or_else(|| panic!("no Access line: {objects}"));
+    for flag in ["sensitive", "always sensitive", "never extractable"] {
+        assert!(access.contains(flag), "{access}");
+    }
+
+    // ca serve signs through the token; the stock cfssl client gets a certificate.
+    server_config(dir);
+    let (_srv, port) = serve_with(dir, &uri, &[], &env);
+    write(
+        dir,
+        "config_client.json",
+        &format!(
+            r#"{{"signing":{{
+  "default":{{"auth_remote":{{"remote":"caserver","auth_key":"k1"}}}},
+  "profiles":{{"client":{{"usages":["signing","key encipherment","client auth"],"expiry":"8760h",
+                         "auth_remote":{{"remote":"caserver","auth_key":"k1"}}}}}}}},
+ "auth_keys":{{"k1":{{"type":"standard","key":"{AUTH_KEY}"}}}},
+ "remotes":{{"caserver":"http://127.0.0.1:{port}"}}}}"#
+        ),
+    );
+    write(
+        dir,
+        "csr.json",
+        r#"{"CN":"svc","hosts":["svc.acme.test"],"key":{"algo":"ecdsa","size":256}}"#,
+    );
+    ok(run_in(
+        dir,
+        Command::new("sh").arg("-c").arg(
+            "cfssl gencert -config config_client.json -profile client csr.json | cfssljson -bare svc",
+        ),
+    ));
+    openssl(dir, &["verify", "-CAfile", "ca.pem", "svc.pem"]);
+
+    // CRLs are signed by the token too, and verify under the CA.
+    let (code, body) = curl_get(&format!("http://127.0.0.1:{port}/api/v1/cfssl/crl"));
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    use base64::Engine;
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(v["result"].as_str().expect("crl"))
+        .expect("base64");
+    std::fs::write(dir.join("crl.der"), der).expect("write");
+    let out = run_in(
+        dir,
+        Command::new("openssl").args([
+            "crl", "-inform", "DER", "-in", "crl.der", "-CAfile", "ca.pem", "-noout",
+        ]),
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("verify OK"),
+        "{out:?}"
+    );
+
+    let log = std::fs::read_to_string(dir.join("serve.log")).expect("log");
+    assert!(!log.contains(PIN), "{log}");
+}
