@@ -79,6 +79,14 @@ pub struct PrivateKey {
     inner: rcgen::KeyPair,
 }
 
+/// rcgen zeroizes its copy of the PKCS#8 DER only when asked; ask on drop.
+/// (aws-lc clears the key it holds itself when it frees it.)
+impl Drop for PrivateKey {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.inner);
+    }
+}
+
 impl std::fmt::Debug for PrivateKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("[private key elided]")

@@ -747,6 +747,44 @@ fn softhsm2_ca_key_never_leaves_the_token_and_cfssl_gets_certificates() {
         "{out:?}"
     );
 
+    // OCSP responses too.
+    let svc = std::fs::read_to_string(dir.join("svc.pem")).expect("svc.pem");
+    let (code, body) = curl_post(
+        &format!("http://127.0.0.1:{port}/api/v1/cfssl/ocspsign"),
+        serde_json::json!({ "certificate": svc, "status": "good" })
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(v["result"]["ocspResponse"].as_str().expect("ocsp"))
+        .expect("base64");
+    std::fs::write(dir.join("ocsp.der"), der).expect("write");
+    let out = run_in(
+        dir,
+        Command::new("openssl").args([
+            "ocsp", "-respin", "ocsp.der", "-issuer", "ca.pem", "-CAfile", "ca.pem", "-cert",
+            "svc.pem",
+        ]),
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("Response verify OK") && text.contains("svc.pem: good"),
+        "{text}"
+    );
+    assert_eq!(
+        sqlite(
+            &dir.join("certs.db"),
+            "SELECT event FROM audit ORDER BY seq;"
+        ),
+        ["issue", "crl", "ocspsign"]
+    );
+
     let log = std::fs::read_to_string(dir.join("serve.log")).expect("log");
     assert!(!log.contains(PIN), "{log}");
 }
