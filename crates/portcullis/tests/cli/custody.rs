@@ -788,3 +788,84 @@ fn softhsm2_ca_key_never_leaves_the_token_and_cfssl_gets_certificates() {
     let log = std::fs::read_to_string(dir.join("serve.log")).expect("log");
     assert!(!log.contains(PIN), "{log}");
 }
+
+#[test]
+fn no_passphrase_or_share_in_trace_logs_of_custody_commands() {
+    let d = tempdir();
+    let dir = d.path();
+    write(dir, "ca-csr.json", r#"{"CN":"Quiet Root"}"#);
+    write(dir, "pass.txt", PASS);
+    write(dir, "h1.txt", "holder-one-secret");
+    write(dir, "h2.txt", "holder-two-secret");
+    let trace = [
+        ("PORTCULLIS_LOG", "trace"),
+        ("PORTCULLIS_KEY_PASSPHRASE", PASS),
+    ];
+    let mut outputs = vec![portcullis_env(dir, &["ca", "init", "ca-csr.json"], &trace)];
+    outputs.push(portcullis_env(
+        dir,
+        &[
+            "ca",
+            "split",
+            "--ca-key",
+            "ca-key.pem",
+            "--shares",
+            "2",
+            "--threshold",
+            "2",
+            "--share-passphrase-files",
+            "h1.txt,h2.txt",
+            "--out",
+            "sealed",
+        ],
+        &trace,
+    ));
+    csr_json(dir);
+    // Wrong passphrases, in every place one can be given.
+    outputs.push(portcullis_env(
+        dir,
+        &[
+            "ca",
+            "gencert",
+            "csr.json",
+            "--ca",
+            "ca.pem",
+            "--ca-key",
+            "ca-key.pem",
+            "--out",
+            "x",
+        ],
+        &[
+            ("PORTCULLIS_LOG", "trace"),
+            ("PORTCULLIS_KEY_PASSPHRASE", "holder-one-secret"),
+        ],
+    ));
+    outputs.push(portcullis_env(
+        dir,
+        &[
+            "ca",
+            "unseal",
+            "--remote",
+            "http://127.0.0.1:9",
+            "--share",
+            "sealed/share-1.json",
+            "--passphrase-file",
+            "h2.txt",
+            "--admin-key-file",
+            "pass.txt",
+        ],
+        &[("PORTCULLIS_LOG", "trace")],
+    ));
+    assert!(outputs[0].status.success() && outputs[1].status.success());
+    assert!(!outputs[2].status.success() && !outputs[3].status.success());
+    for out in &outputs {
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for secret in [PASS, "holder-one-secret", "holder-two-secret"] {
+            assert!(!text.contains(secret), "{secret:?} printed:\n{text}");
+        }
+    }
+}
