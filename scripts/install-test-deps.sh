@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs that is not a Rust crate, only when missing:
 # openssl, curl, the stock CFSSL 1.2 client/server (Debian golang-cfssl), nginx,
-# SoftHSM2, and cargo-nextest. Safe to run repeatedly.
+# SoftHSM2, opensc (pkcs11-tool), and cargo-nextest. Safe to run repeatedly.
 set -euo pipefail
 
 need=()
@@ -11,6 +11,7 @@ command -v cfssl      >/dev/null || need+=(golang-cfssl)
 command -v cfssljson  >/dev/null || need+=(golang-cfssl)
 command -v nginx      >/dev/null || need+=(nginx-light)
 command -v softhsm2-util >/dev/null || need+=(softhsm2)
+command -v pkcs11-tool >/dev/null || need+=(opensc)
 command -v sqlite3    >/dev/null || need+=(sqlite3)
 
 if ((${#need[@]})); then

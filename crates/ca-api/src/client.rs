@@ -53,7 +53,45 @@ impl RemoteCa {
     }
 
     async fn post(&self, endpoint: &str, body: Vec<u8>) -> Result<Value, ClientError> {
-        let url = format!("{}/api/v1/cfssl/{endpoint}", self.base);
+        self.post_to(&format!("/api/v1/cfssl/{endpoint}"), body)
+            .await
+    }
+
+    /// Portcullis' own custody endpoints (`/api/v1/portcullis/unseal`,
+    /// `seal`): the request is HMAC-signed with the CA's admin key, like
+    /// CFSSL's authsign, and carries the action and a timestamp.
+    pub async fn custody_call(
+        &self,
+        action: &str,
+        mut request: Value,
+        admin: &AuthKey,
+    ) -> Result<Value, ClientError> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        request["action"] = action.into();
+        request["timestamp"] = ts.into();
+        let req_bytes = zeroize::Zeroizing::new(
+            serde_json::to_vec(&request).map_err(|e| ClientError::Protocol(e.to_string()))?,
+        );
+        let body = zeroize::Zeroizing::new(
+            serde_json::json!({
+                "token": b64.encode(admin.token(&req_bytes)),
+                "request": b64.encode(&*req_bytes),
+            })
+            .to_string(),
+        );
+        self.post_to(
+            &format!("/api/v1/portcullis/{action}"),
+            body.as_bytes().to_vec(),
+        )
+        .await
+    }
+
+    async fn post_to(&self, path: &str, body: Vec<u8>) -> Result<Value, ClientError> {
+        let url = format!("{}{path}", self.base);
         let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
         let req = hyper::Request::post(&url)
             .header("content-type", "application/json")

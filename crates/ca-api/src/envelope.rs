@@ -70,6 +70,17 @@ impl ApiError {
         }
     }
 
+    /// 503: the CA key is sealed and cannot sign until enough key shares
+    /// have been submitted. Not an internal error: retry after unsealing.
+    pub fn sealed() -> Self {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: codes::PRIVATE_KEY + 3,
+            message: "the CA key is sealed: submit key shares (portcullis ca unseal) to unseal it"
+                .into(),
+        }
+    }
+
     /// 500; the detail is logged once here and not shown to the client.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error");
@@ -84,6 +95,9 @@ impl ApiError {
 impl From<PkiError> for ApiError {
     fn from(e: PkiError) -> Self {
         use codes::*;
+        if matches!(e, PkiError::Sealed) {
+            return ApiError::sealed();
+        }
         let code = match &e {
             PkiError::BadCsrJson(_) | PkiError::BadCsr(_) => CSR + 3,
             PkiError::CsrSignature => CSR + 4,
@@ -96,6 +110,7 @@ impl From<PkiError> for ApiError {
             PkiError::CaNotAllowed | PkiError::PathLen(_) | PkiError::BadRequest(_) => POLICY + 3,
             PkiError::BadCertificate(_) => CERTIFICATE + 3,
             PkiError::NotFound => CERT_STORE + 4,
+            PkiError::Custody(_) => PRIVATE_KEY + 4,
             _ => 0,
         };
         if e.is_client_error() {

@@ -11,8 +11,8 @@ use axum::Router;
 use base64::Engine;
 use pki::config::SigningPolicy;
 use pki::csr_spec::CsrSpec;
+use pki::custody::CaKey;
 use pki::issue::{CertificateAuthority, SignRequest};
-use pki::key::SharedKey;
 use pki::log::{CertLog, CertRecord};
 use pki::ocsp::{CertStatus, OcspResponder};
 use pki::serial::Serial;
@@ -25,9 +25,9 @@ use time::OffsetDateTime;
 /// Everything the API serves from.
 pub struct CaState {
     /// The CA.
-    pub ca: CertificateAuthority<SharedKey>,
+    pub ca: CertificateAuthority<CaKey>,
     /// The OCSP responder (same key).
-    pub ocsp: OcspResponder<SharedKey>,
+    pub ocsp: OcspResponder<CaKey>,
     /// How long OCSP responses are valid.
     pub ocsp_validity: time::Duration,
     /// Default CRL lifetime (a request may ask for another).
@@ -38,6 +38,9 @@ pub struct CaState {
     pub log: CertLog,
     /// Label recorded with each certificate.
     pub label: String,
+    /// HMAC key that authenticates custody calls (unseal, seal); without
+    /// one, those calls are refused.
+    pub admin_key: Option<pki::config::AuthKey>,
 }
 
 impl std::fmt::Debug for CaState {
@@ -64,6 +67,9 @@ pub fn router(state: Arc<CaState>) -> Router {
         .route("/api/v1/cfssl/health", get(health))
         .route("/api/v1/cfssl/crl", get(crl))
         .route("/api/v1/cfssl/ocspsign", post(ocspsign))
+        .route("/api/v1/portcullis/unseal", post(unseal))
+        .route("/api/v1/portcullis/seal", post(seal))
+        .route("/api/v1/portcullis/seal_status", get(seal_status))
         .route("/ocsp", post(ocsp_post))
         .route("/ocsp/{*req}", get(ocsp_get))
         .fallback(not_found)
@@ -160,6 +166,7 @@ impl JsonSignRequest {
 /// durable. Signing runs inline on the worker (tens of microseconds for
 /// ECDSA): a hop to the blocking pool cost more than the work itself.
 async fn sign_and_record(st: &CaState, req: SignRequest) -> Result<String, ApiError> {
+    st.ca.key().ready()?;
     let issued = st.ca.sign(&st.policy, &req, OffsetDateTime::now_utc())?;
     st.log
         .record_async(CertRecord::from_issued(&issued, &st.label))
@@ -440,10 +447,11 @@ async fn crl(
 
 /// Builds a CRL from the log: revoked, unexpired certificates of this CA.
 pub(crate) fn make_crl(st: &CaState, validity: time::Duration) -> Result<Vec<u8>, ApiError> {
+    st.ca.key().ready()?;
     let now = OffsetDateTime::now_utc();
     let revoked = st.log.revoked(st.ca.aki_hex(), now)?;
     let number = st.log.next_counter(&format!("crl:{}", st.ca.aki_hex()))?;
-    pki::crl::make_crl(
+    let der = pki::crl::make_crl(
         st.ca.cert_der(),
         st.ca.key(),
         &revoked,
@@ -451,7 +459,12 @@ pub(crate) fn make_crl(st: &CaState, validity: time::Duration) -> Result<Vec<u8>
         now,
         now + validity,
     )
-    .map_err(ApiError::internal)
+    .map_err(ApiError::internal)?;
+    st.log.audit_append(
+        "crl",
+        &json!({ "aki": st.ca.aki_hex(), "number": number, "entries": revoked.len() }),
+    )?;
+    Ok(der)
 }
 
 #[derive(Deserialize)]
@@ -469,6 +482,7 @@ struct OcspSignRequest {
 async fn ocspsign(State(st): S, b: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
     let b = body(b)?;
     let req: OcspSignRequest = parse(&b)?;
+    st.ca.key().ready()?;
     let info = pki::info::cert_info(req.certificate.as_bytes())?;
     if info.authority_key_id != st.ca.aki_hex() {
         return Err(ApiError::bad_request(
@@ -503,14 +517,28 @@ async fn ocspsign(State(st): S, b: Result<Bytes, BytesRejection>) -> Result<Resp
         .ok_or_else(|| ApiError::bad_request(codes::OCSP + 2, "bad serial"))?;
     let validity = st.ocsp_validity;
     let der = blocking(move || {
-        st.ocsp
+        let der = st
+            .ocsp
             .sign_status(serial.as_bytes(), status, now, validity)
-            .ok_or_else(|| ApiError::internal("OCSP signing failed"))
+            .ok_or_else(|| ApiError::internal("OCSP signing failed"))?;
+        st.log.audit_append(
+            "ocspsign",
+            &json!({ "serial": serial.to_decimal(), "status": status_name(&status) }),
+        )?;
+        Ok(der)
     })
     .await?;
     Ok(ok(
         json!({ "ocspResponse": base64::engine::general_purpose::STANDARD.encode(der) }),
     ))
+}
+
+fn status_name(s: &CertStatus) -> &'static str {
+    match s {
+        CertStatus::Good => "good",
+        CertStatus::Revoked { .. } => "revoked",
+        CertStatus::Unknown => "unknown",
+    }
 }
 
 fn ocsp_response(der: Vec<u8>) -> Response {
@@ -529,14 +557,24 @@ fn ocsp_response(der: Vec<u8>) -> Response {
 }
 
 async fn answer_ocsp(st: Arc<CaState>, request: Vec<u8>) -> Response {
+    // RFC 6960 tryLater: a sealed CA cannot sign responses for now.
+    if st.ca.key().is_sealed() {
+        return ocsp_response(pki::ocsp::try_later_response());
+    }
     let out = tokio::task::spawn_blocking(move || {
         let failed = std::cell::Cell::new(false);
+        let answered = std::cell::RefCell::new(Vec::new());
         let der = st.ocsp.respond(
             &request,
             OffsetDateTime::now_utc(),
             st.ocsp_validity,
             |serial| match lookup_status(&st, serial) {
-                Ok(s) => s,
+                Ok(s) => {
+                    answered
+                        .borrow_mut()
+                        .push(json!({ "serial": Serial::from_bytes(serial).to_decimal(), "status": status_name(&s) }));
+                    s
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "OCSP lookup failed");
                     failed.set(true);
@@ -545,10 +583,17 @@ async fn answer_ocsp(st: Arc<CaState>, request: Vec<u8>) -> Response {
             },
         );
         if failed.get() {
-            pki::ocsp::try_later_response()
-        } else {
-            der
+            return pki::ocsp::try_later_response();
         }
+        let answered = answered.into_inner();
+        if !answered.is_empty() {
+            // A signed response is a use of the CA key: no audit entry, no answer.
+            if let Err(e) = st.log.audit_append("ocsp", &json!({ "responses": answered })) {
+                tracing::error!(error = %e, "audit log append failed");
+                return pki::ocsp::try_later_response();
+            }
+        }
+        der
     })
     .await
     .unwrap_or_else(|_| pki::ocsp::try_later_response());
@@ -567,4 +612,117 @@ async fn ocsp_get(State(st): S, axum::extract::Path(req): axum::extract::Path<St
         Ok(der) => answer_ocsp(st, der).await,
         Err(_) => ocsp_response(pki::ocsp::malformed_request_response()),
     }
+}
+
+/// How far a custody call's timestamp may be from our clock.
+const ADMIN_SKEW_SECS: i64 = 300;
+
+/// Checks a custody call: HMAC-SHA256 of the exact request bytes under the
+/// admin key (constant time), the action it was signed for, and a fresh
+/// timestamp. Returns the request JSON.
+fn admin_request(st: &CaState, b: &[u8], action: &str) -> Result<serde_json::Value, ApiError> {
+    let unauthorized = |m: &str| ApiError {
+        status: axum::http::StatusCode::UNAUTHORIZED,
+        code: codes::API_CLIENT + 1,
+        message: m.to_string(),
+    };
+    let Some(key) = &st.admin_key else {
+        return Err(ApiError {
+            status: axum::http::StatusCode::FORBIDDEN,
+            code: codes::API_CLIENT + 1,
+            message: "custody calls are disabled: the CA was started without --admin-key-file"
+                .into(),
+        });
+    };
+    let areq: AuthenticatedRequest = parse(b)?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let request = zeroize::Zeroizing::new(b64.decode(areq.request.as_bytes()).map_err(|_| {
+        ApiError::bad_request(codes::API_CLIENT + 2, "request is not valid base64")
+    })?);
+    let token = b64
+        .decode(areq.token.as_bytes())
+        .map_err(|_| unauthorized("invalid token"))?;
+    if !key.verify(&request, &token) {
+        tracing::warn!(action, "custody call with an invalid token");
+        return Err(unauthorized("invalid token"));
+    }
+    let v: serde_json::Value = parse(&request)?;
+    if v.get("action").and_then(|a| a.as_str()) != Some(action) {
+        return Err(unauthorized("the token was made for another action"));
+    }
+    let ts = v.get("timestamp").and_then(|t| t.as_i64()).unwrap_or(0);
+    if (OffsetDateTime::now_utc().unix_timestamp() - ts).abs() > ADMIN_SKEW_SECS {
+        return Err(unauthorized(
+            "stale or future timestamp (clocks more than 5 minutes apart?)",
+        ));
+    }
+    Ok(v)
+}
+
+fn sealed_key(st: &CaState) -> Result<&pki::custody::sealed::SealedKey, ApiError> {
+    st.ca.key().as_sealed().ok_or_else(|| {
+        ApiError::bad_request(
+            codes::PRIVATE_KEY + 4,
+            "the CA key is not an M-of-N sealed key",
+        )
+    })
+}
+
+async fn unseal(State(st): S, b: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    let b = body(b)?;
+    let v = admin_request(&st, &b, "unseal")?;
+    let key_id = v
+        .get("key_id")
+        .and_then(|k| k.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let share = zeroize::Zeroizing::new(
+        v.get("share")
+            .and_then(|s| s.as_str())
+            .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+            .ok_or_else(|| {
+                ApiError::bad_request(codes::API_CLIENT + 2, "missing or bad 'share'")
+            })?,
+    );
+    drop(v);
+    let index = share.first().copied().unwrap_or(0);
+    let status = blocking(move || {
+        let sealed = sealed_key(&st)?;
+        match sealed.submit_share(&key_id, &share) {
+            Ok(status) => {
+                let event = if status.sealed { "unseal_share" } else { "unseal" };
+                st.log.audit_append(
+                    event,
+                    &json!({ "share": index, "submitted": status.submitted, "threshold": status.threshold }),
+                )?;
+                tracing::info!(share = index, sealed = status.sealed, "key share accepted");
+                Ok(status)
+            }
+            Err(e) => {
+                st.log
+                    .audit_append("unseal_refused", &json!({ "share": index, "reason": e.to_string() }))?;
+                Err(ApiError::from(e))
+            }
+        }
+    })
+    .await?;
+    Ok(ok(status))
+}
+
+async fn seal(State(st): S, b: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    let b = body(b)?;
+    admin_request(&st, &b, "seal")?;
+    let status = blocking(move || {
+        let sealed = sealed_key(&st)?;
+        sealed.seal();
+        st.log.audit_append("seal", &json!({}))?;
+        tracing::info!("CA key sealed");
+        Ok(sealed.status())
+    })
+    .await?;
+    Ok(ok(status))
+}
+
+async fn seal_status(State(st): S) -> Result<Response, ApiError> {
+    Ok(ok(sealed_key(&st)?.status()))
 }

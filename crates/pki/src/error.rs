@@ -44,6 +44,16 @@ pub enum PkiError {
     /// A private key given to us cannot be used. Never contains key bytes.
     #[error("invalid private key: {0}")]
     BadKey(String),
+    /// A passphrase, share or sealed key file is wrong or unusable. Never
+    /// contains the secret itself.
+    #[error("key custody: {0}")]
+    Custody(String),
+    /// The CA key is sealed: M-of-N shares must unseal it before it signs.
+    #[error("the CA key is sealed: submit key shares to unseal it")]
+    Sealed,
+    /// A PKCS#11 token refused or failed an operation.
+    #[error("PKCS#11 token: {0}")]
+    Token(String),
     /// The private key does not belong to the certificate.
     #[error("the private key does not match the CA certificate")]
     KeyMismatch,
@@ -61,7 +71,10 @@ pub enum PkiError {
 impl PkiError {
     /// True when the caller caused the error (bad input or refused by policy).
     pub fn is_client_error(&self) -> bool {
-        !matches!(self, PkiError::Generate(_) | PkiError::Log(_))
+        !matches!(
+            self,
+            PkiError::Generate(_) | PkiError::Log(_) | PkiError::Sealed | PkiError::Token(_)
+        )
     }
 }
 

@@ -339,6 +339,22 @@ pub struct NewRoot {
 pub fn init_root(spec: &CsrSpec, now: OffsetDateTime) -> Result<NewRoot> {
     spec.validate()?;
     let key = PrivateKey::generate(spec.key_request().algorithm()?)?;
+    let (cert_pem, csr_pem) = init_root_with_key(spec, &key, now)?;
+    Ok(NewRoot {
+        cert_pem,
+        key,
+        csr_pem,
+    })
+}
+
+/// [`init_root`] for a key made elsewhere (in a PKCS#11 token): returns the
+/// certificate and CSR PEMs.
+pub fn init_root_with_key<K: SigningKey>(
+    spec: &CsrSpec,
+    key: &K,
+    now: OffsetDateTime,
+) -> Result<(String, String)> {
+    spec.validate()?;
     let mut params = spec.params()?;
     let ca = spec.ca.clone().unwrap_or_default();
     let lifetime = if ca.expiry.is_empty() {
@@ -362,15 +378,11 @@ pub fn init_root(spec: &CsrSpec, now: OffsetDateTime) -> Result<NewRoot> {
     params.serial_number = Some(rcgen::SerialNumber::from_slice(Serial::random().as_bytes()));
     let csr_pem = spec
         .params()?
-        .serialize_request(&key)
+        .serialize_request(key)
         .and_then(|c| c.pem())
         .map_err(|e| PkiError::Generate(format!("CSR: {e}")))?;
     let cert = params
-        .self_signed(&key)
+        .self_signed(key)
         .map_err(|e| PkiError::Generate(e.to_string()))?;
-    Ok(NewRoot {
-        cert_pem: to_pem("CERTIFICATE", cert.der()),
-        key,
-        csr_pem,
-    })
+    Ok((to_pem("CERTIFICATE", cert.der()), csr_pem))
 }

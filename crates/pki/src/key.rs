@@ -79,6 +79,14 @@ pub struct PrivateKey {
     inner: rcgen::KeyPair,
 }
 
+/// rcgen zeroizes its copy of the PKCS#8 DER only when asked; ask on drop.
+/// (aws-lc clears the key it holds itself when it frees it.)
+impl Drop for PrivateKey {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.inner);
+    }
+}
+
 impl std::fmt::Debug for PrivateKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("[private key elided]")
@@ -116,7 +124,7 @@ impl PrivateKey {
             "PRIVATE KEY" | "EC PRIVATE KEY" | "RSA PRIVATE KEY" => {}
             "ENCRYPTED PRIVATE KEY" => {
                 return Err(PkiError::BadKey(
-                    "encrypted private keys are not supported yet".into(),
+                    "the key is encrypted: give its passphrase (PORTCULLIS_KEY_PASSPHRASE or --passphrase-file)".into(),
                 ))
             }
             other => {
@@ -128,6 +136,18 @@ impl PrivateKey {
         let inner = rcgen::KeyPair::from_pem(pem_text)
             .map_err(|_| PkiError::BadKey("unsupported or corrupt private key".into()))?;
         Ok(PrivateKey { inner })
+    }
+
+    /// Reads an unencrypted PKCS#8 DER private key.
+    pub fn from_pkcs8_der(der: &[u8]) -> Result<Self> {
+        let inner = rcgen::KeyPair::try_from(der)
+            .map_err(|_| PkiError::BadKey("unsupported or corrupt private key".into()))?;
+        Ok(PrivateKey { inner })
+    }
+
+    /// PKCS#8 DER of the key; zeroed when dropped.
+    pub fn to_pkcs8_der(&self) -> zeroize::Zeroizing<Vec<u8>> {
+        Zeroizing::new(self.inner.serialize_der())
     }
 
     /// PKCS#8 PEM of the key; zeroed when dropped.

@@ -22,6 +22,7 @@ pub mod config;
 pub mod crl;
 pub mod csr;
 pub mod csr_spec;
+pub mod custody;
 pub mod duration;
 mod error;
 pub mod info;

@@ -8,7 +8,7 @@
 
 use crate::revocation::{RevocationReason, RevokedEntry};
 use crate::{PkiError, Result};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Mutex};
 use time::format_description::well_known::Rfc3339;
@@ -82,7 +82,7 @@ impl std::fmt::Debug for CertLog {
     }
 }
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 fn db_err(e: rusqlite::Error) -> PkiError {
     PkiError::Log(e.to_string())
@@ -138,6 +138,24 @@ fn migrate(conn: &Connection) -> Result<()> {
                ON certificates (authority_key_identifier) WHERE status = 'revoked';
              CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
              PRAGMA user_version = 1;
+             COMMIT;",
+        )
+        .map_err(db_err)?;
+    }
+    if v < 2 {
+        // The key-use audit log: append-only, each entry chained to the
+        // previous one by hash (see `audit_verify`).
+        conn.execute_batch(
+            "BEGIN;
+             CREATE TABLE IF NOT EXISTS audit (
+               seq INTEGER PRIMARY KEY,
+               at TEXT NOT NULL,
+               event TEXT NOT NULL,
+               detail TEXT NOT NULL,
+               prev_hash TEXT NOT NULL,
+               hash TEXT NOT NULL
+             );
+             PRAGMA user_version = 2;
              COMMIT;",
         )
         .map_err(db_err)?;
@@ -270,11 +288,20 @@ impl CertLog {
         at: OffsetDateTime,
     ) -> Result<()> {
         let n = self.with_conn(|c| {
-            c.execute(
+            let tx = Transaction::new_unchecked(c, TransactionBehavior::Immediate)?;
+            let n = tx.execute(
                 "UPDATE certificates SET status = 'revoked', reason = ?3, revoked_at = ?4
                  WHERE serial_number = ?1 AND authority_key_identifier = ?2 AND status = 'good'",
                 params![serial, aki, reason.code(), ts(at)],
-            )
+            )?;
+            if n > 0 {
+                let detail = serde_json::json!({
+                    "serial": serial, "aki": aki, "reason": reason.as_str(),
+                });
+                append_audit(&tx, "revoke", &detail.to_string(), at)?;
+            }
+            tx.commit()?;
+            Ok(n)
         })?;
         if n == 0 && self.get(serial, aki)?.is_none() {
             return Err(PkiError::NotFound);
@@ -334,6 +361,84 @@ impl CertLog {
         Ok(u64::try_from(v).unwrap_or(0))
     }
 
+    /// Appends one entry to the key-use audit log, chained to the last one.
+    /// `event` names the use (`issue`, `revoke`, `crl`, `ocsp`, `unseal`,
+    /// `seal`, …); `detail` is JSON and must never hold secrets.
+    pub fn audit_append(&self, event: &str, detail: &serde_json::Value) -> Result<()> {
+        let now = OffsetDateTime::now_utc();
+        self.with_conn(|c| {
+            let tx = Transaction::new_unchecked(c, TransactionBehavior::Immediate)?;
+            append_audit(&tx, event, &detail.to_string(), now)?;
+            tx.commit()
+        })
+    }
+
+    /// Checks the audit log's hash chain from the first entry; stops at the
+    /// first broken one.
+    pub fn audit_verify(&self) -> Result<AuditReport> {
+        self.with_conn(|c| {
+            let mut st = c.prepare(
+                "SELECT seq, at, event, detail, prev_hash, hash FROM audit ORDER BY seq",
+            )?;
+            let mut rows = st.query([])?;
+            let mut prev = GENESIS.to_string();
+            let mut expect_seq = 1i64;
+            let mut entries = 0u64;
+            while let Some(r) = rows.next()? {
+                let seq: i64 = r.get(0)?;
+                let (at, event, detail, prev_hash, hash): (String, String, String, String, String) =
+                    (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?);
+                let broken = |reason: &str| AuditReport {
+                    entries,
+                    broken: Some(BrokenEntry {
+                        seq,
+                        reason: reason.to_string(),
+                    }),
+                };
+                if seq != expect_seq {
+                    return Ok(broken(&format!(
+                        "entry {expect_seq} is missing (next entry is {seq})"
+                    )));
+                }
+                if prev_hash != prev {
+                    return Ok(broken(
+                        "its previous-entry hash does not match the previous entry",
+                    ));
+                }
+                if entry_hash(&prev_hash, seq, &at, &event, &detail) != hash {
+                    return Ok(broken("its contents do not match its hash (edited)"));
+                }
+                prev = hash;
+                expect_seq += 1;
+                entries += 1;
+            }
+            Ok(AuditReport {
+                entries,
+                broken: None,
+            })
+        })
+    }
+
+    /// All audit entries in order (for tests and operators).
+    pub fn audit_entries(&self) -> Result<Vec<AuditEntry>> {
+        self.with_conn(|c| {
+            let mut st =
+                c.prepare("SELECT seq, at, event, detail, hash FROM audit ORDER BY seq")?;
+            let v = st
+                .query_map([], |r| {
+                    Ok(AuditEntry {
+                        seq: r.get(0)?,
+                        at: r.get(1)?,
+                        event: r.get(2)?,
+                        detail: r.get(3)?,
+                        hash: r.get(4)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(v)
+        })
+    }
+
     /// Number of certificates recorded.
     pub fn count(&self) -> Result<u64> {
         let n: i64 =
@@ -368,6 +473,89 @@ impl Drop for CertLog {
     }
 }
 
+/// One audit log entry.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditEntry {
+    /// Position in the chain, from 1.
+    pub seq: i64,
+    /// When (RFC 3339).
+    pub at: String,
+    /// What the key was used for.
+    pub event: String,
+    /// JSON details (serials, reasons; never secrets).
+    pub detail: String,
+    /// This entry's hash (hex SHA-256).
+    pub hash: String,
+}
+
+/// The outcome of [`CertLog::audit_verify`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditReport {
+    /// Entries checked and found intact (before the broken one, if any).
+    pub entries: u64,
+    /// The first broken entry.
+    pub broken: Option<BrokenEntry>,
+}
+
+/// Where and why the chain breaks.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BrokenEntry {
+    /// The entry's sequence number.
+    pub seq: i64,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// The previous-entry hash of the first entry.
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// hex SHA-256 over the previous hash and the entry's fields, each
+/// length-prefixed so that no two different entries hash alike.
+fn entry_hash(prev: &str, seq: i64, at: &str, event: &str, detail: &str) -> String {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    ctx.update(b"portcullis-audit-v1");
+    for field in [
+        prev.as_bytes(),
+        seq.to_string().as_bytes(),
+        at.as_bytes(),
+        event.as_bytes(),
+        detail.as_bytes(),
+    ] {
+        ctx.update(&(field.len() as u64).to_be_bytes());
+        ctx.update(field);
+    }
+    hex::encode(ctx.finish().as_ref())
+}
+
+/// Appends an audit entry inside the caller's (IMMEDIATE) transaction, so
+/// reading the last hash and writing the next entry cannot interleave with
+/// another writer.
+fn append_audit(
+    c: &Connection,
+    event: &str,
+    detail: &str,
+    at: OffsetDateTime,
+) -> rusqlite::Result<()> {
+    let last: Option<(i64, String)> = c
+        .query_row(
+            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let (seq, prev) = match last {
+        Some((s, h)) => (s + 1, h),
+        None => (1, GENESIS.to_string()),
+    };
+    let at = ts(at);
+    let hash = entry_hash(&prev, seq, &at, event, detail);
+    c.execute(
+        "INSERT INTO audit (seq, at, event, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![seq, at, event, detail, prev, hash],
+    )?;
+    Ok(())
+}
+
 const INSERT: &str = "INSERT INTO certificates
     (serial_number, authority_key_identifier, ca_label, profile, subject, sans, not_before,
      expiry, status, reason, revoked_at, issued_at, pem)
@@ -384,9 +572,12 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let now = ts(OffsetDateTime::now_utc());
+        let now_t = OffsetDateTime::now_utc();
+        let now = ts(now_t);
         let outcome = (|| -> rusqlite::Result<Vec<Result<()>>> {
-            let tx = conn.unchecked_transaction()?;
+            // IMMEDIATE: the audit chain's last hash is read and extended
+            // under the write lock.
+            let tx = Transaction::new_unchecked(&conn, TransactionBehavior::Immediate)?;
             let mut results = Vec::with_capacity(batch.len());
             {
                 let mut st = tx.prepare_cached(INSERT)?;
@@ -421,6 +612,13 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
                             }
                             e => db_err(e),
                         });
+                    if res.is_ok() {
+                        let detail = serde_json::json!({
+                            "serial": r.serial, "aki": r.aki, "profile": r.profile,
+                            "subject": r.subject,
+                        });
+                        append_audit(&tx, "issue", &detail.to_string(), now_t)?;
+                    }
                     results.push(res);
                 }
             }

@@ -38,7 +38,7 @@ fn main() -> ExitCode {
     cmd::init_tracing();
     let cli = Cli::parse();
     match cli.command {
-        Command::Ca(c) => cmd::exit(cmd::ca::run(c)),
+        Command::Ca(c) => cmd::ca::main(c),
         Command::Cert(c) => cmd::exit(cmd::cert::run(c)),
         Command::Verify(a) => cmd::verify::run(a),
         Command::Serve(a) => cmd::exit(cmd::serve::run(a)),

@@ -4,8 +4,8 @@ use super::files::{read, Bundle};
 use anyhow::{bail, Context, Result};
 use pki::config::SigningPolicy;
 use pki::csr_spec::CsrSpec;
+use pki::custody::{CaKey, Custody, KeyRef, Secret};
 use pki::issue::{CertificateAuthority, SignRequest};
-use pki::key::{PrivateKey, SharedKey};
 use pki::log::{CertLog, CertRecord};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,6 +24,13 @@ pub enum CaCommand {
         /// Print cfssl's JSON {"cert","key","csr"} instead of writing files.
         #[arg(long)]
         stdout: bool,
+        #[command(flatten)]
+        pass: PassArgs,
+        /// Generate the CA key inside a PKCS#11 token (an RFC 7512 pkcs11:
+        /// URI: token, object label, module-path, pin-source) instead of a
+        /// file; only the certificate and CSR are written.
+        #[arg(long)]
+        ca_key: Option<String>,
     },
     /// Generate a key and CSR here and get the certificate signed, locally
     /// (--ca/--ca-key) or by a remote CA (--remote; only the CSR travels).
@@ -83,9 +90,11 @@ pub enum CaCommand {
         /// CA certificate.
         #[arg(long)]
         ca: PathBuf,
-        /// CA private key.
+        /// CA private key: PEM path, pkcs11: URI or sealed:PATH.
         #[arg(long)]
-        ca_key: PathBuf,
+        ca_key: String,
+        #[command(flatten)]
+        pass: PassArgs,
         /// The issuance log (SQLite file).
         #[arg(long)]
         db: String,
@@ -99,6 +108,119 @@ pub enum CaCommand {
         #[arg(long)]
         der: bool,
     },
+    /// Seal a CA key under M-of-N shares: writes DIR/sealed-key.json and
+    /// DIR/share-1.json … share-N.json (each encrypted to its holder's
+    /// passphrase, Argon2id). Serve it with --ca-key sealed:DIR/sealed-key.json.
+    Split {
+        /// The CA key to seal (PEM path; encrypted keys need their passphrase).
+        #[arg(long)]
+        ca_key: String,
+        #[command(flatten)]
+        pass: PassArgs,
+        /// Number of shares (N).
+        #[arg(long)]
+        shares: u8,
+        /// Shares needed to unseal (M).
+        #[arg(long)]
+        threshold: u8,
+        /// Holders' passphrase files, comma-separated, one per share in order.
+        #[arg(long, value_delimiter = ',')]
+        share_passphrase_files: Vec<PathBuf>,
+        /// Output directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Submit one holder's share to a running, sealed CA. The share is
+    /// decrypted here with its passphrase (--passphrase-file or
+    /// PORTCULLIS_KEY_PASSPHRASE); the call is HMAC-authenticated.
+    Unseal {
+        /// The CA (http://host:port).
+        #[arg(long)]
+        remote: String,
+        /// The holder's share file.
+        #[arg(long)]
+        share: PathBuf,
+        #[command(flatten)]
+        pass: PassArgs,
+        /// The CA's admin HMAC key (hex, as in auth_keys).
+        #[arg(long)]
+        admin_key_file: PathBuf,
+    },
+    /// Seal a running CA again: its key is wiped from memory.
+    Seal {
+        /// The CA (http://host:port).
+        #[arg(long)]
+        remote: String,
+        /// The CA's admin HMAC key (hex, as in auth_keys).
+        #[arg(long)]
+        admin_key_file: PathBuf,
+    },
+    /// The key-use audit log (hash-chained, in the issuance log's SQLite file).
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain of the key-use log: prints JSON
+    /// {"ok","entries","broken"}; exit 0 intact, 1 at the first broken
+    /// entry, 2 when the log cannot be read.
+    Verify {
+        /// The issuance log (SQLite file).
+        #[arg(long, default_value = "portcullis-ca.db")]
+        db: String,
+    },
+}
+
+/// Runs a `ca` command to an exit code (`ca audit verify` has its own).
+pub fn main(c: CaCommand) -> std::process::ExitCode {
+    match c {
+        CaCommand::Audit(AuditCommand::Verify { db }) => audit_verify(&db),
+        c => super::exit(run(c)),
+    }
+}
+
+fn audit_verify(db: &str) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let report = match open_existing_log(db).and_then(|l| Ok(l.audit_verify()?)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let ok = report.broken.is_none();
+    println!(
+        "{}",
+        serde_json::json!({ "ok": ok, "entries": report.entries, "broken": report.broken })
+    );
+    if let Some(b) = &report.broken {
+        eprintln!("audit log broken at entry {}: {}", b.seq, b.reason);
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+/// Where a key passphrase comes from: never the command line.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct PassArgs {
+    /// File holding the key passphrase (one trailing newline ignored);
+    /// else the PORTCULLIS_KEY_PASSPHRASE environment variable.
+    #[arg(long)]
+    passphrase_file: Option<PathBuf>,
+}
+
+impl PassArgs {
+    /// The passphrase, if one was given.
+    fn get(&self) -> Result<Option<Secret>> {
+        if let Some(p) = &self.passphrase_file {
+            return Ok(Some(Secret::from_file(p)?));
+        }
+        Ok(std::env::var("PORTCULLIS_KEY_PASSPHRASE")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(|v| Secret::new(zeroize::Zeroizing::new(v).as_bytes().to_vec())))
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -106,9 +228,12 @@ pub struct SignerArgs {
     /// CA certificate (local signing).
     #[arg(long, requires = "ca_key", conflicts_with = "remote")]
     ca: Option<PathBuf>,
-    /// CA private key, PEM (local signing).
+    /// CA private key (local signing): PEM path (plaintext or encrypted
+    /// PKCS#8), pkcs11: URI, or sealed:PATH.
     #[arg(long, requires = "ca")]
-    ca_key: Option<PathBuf>,
+    ca_key: Option<String>,
+    #[command(flatten)]
+    pass: PassArgs,
     /// Remote CA URL (http://host:port); only the CSR is sent.
     #[arg(long)]
     remote: Option<String>,
@@ -128,9 +253,12 @@ pub struct ServeArgs {
     /// CA certificate.
     #[arg(long)]
     ca: PathBuf,
-    /// CA private key (PEM).
+    /// CA private key: PEM path (plaintext or encrypted PKCS#8), RFC 7512
+    /// pkcs11: URI, or sealed:PATH (starts sealed; see `ca unseal`).
     #[arg(long)]
-    ca_key: PathBuf,
+    ca_key: String,
+    #[command(flatten)]
+    pass: PassArgs,
     /// CFSSL signing config JSON (default: CFSSL's built-in policy).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -143,6 +271,10 @@ pub struct ServeArgs {
     /// Issuance log: an SQLite file path (or sqlite:PATH).
     #[arg(long, default_value = "portcullis-ca.db")]
     db: String,
+    /// HMAC key (hex, as in auth_keys) that authenticates `ca unseal` and
+    /// `ca seal` calls; without it those calls are refused.
+    #[arg(long)]
+    admin_key_file: Option<PathBuf>,
     /// OCSP response lifetime (Go duration).
     #[arg(long, default_value = "1h")]
     ocsp_validity: String,
@@ -157,13 +289,30 @@ pub fn run(c: CaCommand) -> Result<()> {
             csr_json,
             out,
             stdout,
+            pass,
+            ca_key,
         } => {
             let spec = CsrSpec::from_json(&read(&csr_json)?)
                 .with_context(|| format!("in {}", csr_json.display()))?;
+            if let Some(r) = ca_key {
+                return init_in_token(&spec, &r, &out, stdout);
+            }
+            let pass = pass.get()?;
             let root = pki::issue::init_root(&spec, OffsetDateTime::now_utc())?;
+            // Encrypted at rest whenever a passphrase is at hand; otherwise
+            // plaintext (0600), said loudly.
+            let key = match &pass {
+                Some(p) => pki::custody::encrypted::encrypt_pem(&root.key, p)?,
+                None => {
+                    eprintln!(
+                        "warning: the CA key is written unencrypted; set PORTCULLIS_KEY_PASSPHRASE or give --passphrase-file to encrypt it"
+                    );
+                    root.key.to_pem()
+                }
+            };
             Bundle {
                 cert: Some(root.cert_pem),
-                key: Some(root.key.to_pem()),
+                key: Some(key),
                 csr: Some(root.csr_pem),
             }
             .emit(&out, stdout)
@@ -210,6 +359,63 @@ pub fn run(c: CaCommand) -> Result<()> {
             .emit(&out, stdout)
         }
         CaCommand::Serve(a) => serve(a),
+        CaCommand::Split {
+            ca_key,
+            pass,
+            shares,
+            threshold,
+            share_passphrase_files,
+            out,
+        } => split(
+            &ca_key,
+            &pass,
+            shares,
+            threshold,
+            &share_passphrase_files,
+            &out,
+        ),
+        CaCommand::Unseal {
+            remote,
+            share,
+            pass,
+            admin_key_file,
+        } => {
+            let text = read(&share)?;
+            let text = String::from_utf8(text).context("the share file is not UTF-8")?;
+            let pass = pass.get()?.context(
+                "give the share's passphrase (--passphrase-file or PORTCULLIS_KEY_PASSPHRASE)",
+            )?;
+            let secret = pki::custody::sealed::open_share(&text, &pass)
+                .with_context(|| format!("share file {}", share.display()))?;
+            let admin = admin_key(&admin_key_file)?;
+            use base64::Engine;
+            let req = serde_json::json!({
+                "key_id": secret.key_id,
+                "share": base64::engine::general_purpose::STANDARD.encode(secret.expose()),
+            });
+            let client = ca_api::client::RemoteCa::new(&remote)?;
+            let r = runtime()?.block_on(client.custody_call("unseal", req, &admin))?;
+            println!("{r}");
+            Ok(())
+        }
+        CaCommand::Seal {
+            remote,
+            admin_key_file,
+        } => {
+            let admin = admin_key(&admin_key_file)?;
+            let client = ca_api::client::RemoteCa::new(&remote)?;
+            let r =
+                runtime()?.block_on(client.custody_call("seal", serde_json::json!({}), &admin))?;
+            println!("{r}");
+            Ok(())
+        }
+        CaCommand::Audit(AuditCommand::Verify { db }) => {
+            if audit_verify(&db) == std::process::ExitCode::SUCCESS {
+                Ok(())
+            } else {
+                bail!("audit verification failed")
+            }
+        }
         CaCommand::Revoke {
             serial,
             aki,
@@ -221,6 +427,7 @@ pub fn run(c: CaCommand) -> Result<()> {
         CaCommand::Crl {
             ca,
             ca_key,
+            pass,
             db,
             expiry,
             out,
@@ -231,7 +438,8 @@ pub fn run(c: CaCommand) -> Result<()> {
             if validity.is_zero() {
                 bail!("--expiry must be positive");
             }
-            let ca = load_ca(&ca, &ca_key)?;
+            let ca = load_ca(&ca, &ca_key, &pass)?;
+            ca.key().ready()?;
             let log = open_existing_log(&db)?;
             let now = OffsetDateTime::now_utc();
             let revoked = log.revoked(ca.aki_hex(), now)?;
@@ -243,6 +451,10 @@ pub fn run(c: CaCommand) -> Result<()> {
                 number,
                 now,
                 now + validity,
+            )?;
+            log.audit_append(
+                "crl",
+                &serde_json::json!({ "aki": ca.aki_hex(), "number": number, "entries": revoked.len() }),
             )?;
             let bytes = if der {
                 crl
@@ -271,17 +483,114 @@ fn load_policy(config: Option<&Path>) -> Result<SigningPolicy> {
     }
 }
 
-/// Reads a PEM private key file. Plaintext keys only for now.
-fn load_key(path: &Path) -> Result<PrivateKey> {
+/// Opens a CA key reference (CONTRACT section 7). The error names the
+/// reference's kind and path, never a passphrase or PIN.
+fn load_key(key_ref: &str, pass: &PassArgs) -> Result<CaKey> {
+    let r = KeyRef::parse(key_ref)?;
+    let what = match &r {
+        KeyRef::File(p) | KeyRef::Sealed(p) => p.display().to_string(),
+        KeyRef::Pkcs11(u) => format!("PKCS#11 token {:?} object {:?}", u.token, u.object),
+    };
+    let pass = match &r {
+        KeyRef::File(_) => pass.get()?,
+        _ => None,
+    };
+    CaKey::open(&r, pass.as_ref()).with_context(|| format!("CA key {what}"))
+}
+
+fn load_ca(cert: &Path, key: &str, pass: &PassArgs) -> Result<CertificateAuthority<CaKey>> {
+    let key = load_key(key, pass)?;
+    CertificateAuthority::new(&read(cert)?, key).with_context(|| format!("CA {}", cert.display()))
+}
+
+/// `ca init --ca-key pkcs11:…`: the key is made in the token and never
+/// leaves it; only the certificate and CSR are written.
+#[cfg(feature = "pkcs11")]
+fn init_in_token(spec: &CsrSpec, key_ref: &str, out: &str, stdout: bool) -> Result<()> {
+    let KeyRef::Pkcs11(uri) = KeyRef::parse(key_ref)? else {
+        bail!("ca init --ca-key takes a pkcs11: URI (file keys are written to --out)");
+    };
+    spec.validate()?;
+    let alg = spec.key_request().algorithm()?;
+    let token = pki::custody::pkcs11::generate(&uri, alg)
+        .with_context(|| format!("PKCS#11 token {:?}", uri.token))?;
+    let key = CaKey::token(token);
+    let (cert, csr) = pki::issue::init_root_with_key(spec, &key, OffsetDateTime::now_utc())?;
+    Bundle {
+        cert: Some(cert),
+        key: None,
+        csr: Some(csr),
+    }
+    .emit(out, stdout)
+}
+
+#[cfg(not(feature = "pkcs11"))]
+fn init_in_token(_: &CsrSpec, _: &str, _: &str, _: bool) -> Result<()> {
+    bail!("this build has no PKCS#11 support (cargo feature pkcs11)")
+}
+
+/// Reads an admin HMAC key file: hex, at least 16 bytes.
+fn admin_key(path: &Path) -> Result<pki::config::AuthKey> {
+    let text = Secret::from_file(path)?;
+    let hex_text = std::str::from_utf8(text.expose())
+        .unwrap_or_default()
+        .trim();
+    let bytes = hex::decode(hex_text)
+        .ok()
+        .filter(|b| b.len() >= 16)
+        .with_context(|| {
+            format!(
+                "admin key file {} must hold at least 16 bytes as hex",
+                path.display()
+            )
+        })?;
+    Ok(pki::config::AuthKey::new("admin", bytes))
+}
+
+fn split(
+    ca_key: &str,
+    pass: &PassArgs,
+    shares: u8,
+    threshold: u8,
+    pass_files: &[PathBuf],
+    out: &Path,
+) -> Result<()> {
+    if pass_files.len() != usize::from(shares) {
+        bail!(
+            "--shares {shares} needs {shares} --share-passphrase-files, got {}",
+            pass_files.len()
+        );
+    }
+    let r = KeyRef::parse(ca_key)?;
+    let KeyRef::File(path) = &r else {
+        bail!("ca split seals a key file; {ca_key} is not one");
+    };
     let text = zeroize::Zeroizing::new(
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
     );
-    PrivateKey::from_pem(&text).with_context(|| format!("in {}", path.display()))
-}
-
-fn load_ca(cert: &Path, key: &Path) -> Result<CertificateAuthority<SharedKey>> {
-    let key = SharedKey::from(load_key(key)?);
-    CertificateAuthority::new(&read(cert)?, key).with_context(|| format!("CA {}", cert.display()))
+    let (key, _) = pki::custody::encrypted::read_pem(&text, pass.get()?.as_ref())
+        .with_context(|| format!("CA key {}", path.display()))?;
+    let passes = pass_files
+        .iter()
+        .map(|p| Secret::from_file(p).with_context(|| format!("{}", p.display())))
+        .collect::<Result<Vec<_>>>()?;
+    let s = pki::custody::sealed::split(&key, threshold, &passes)?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    for (i, share) in s.shares.iter().enumerate() {
+        super::files::write_atomic(
+            &out.join(format!("share-{}.json", i + 1)),
+            share.as_bytes(),
+            true,
+        )?;
+    }
+    super::files::write_atomic(&out.join("sealed-key.json"), s.sealed.as_bytes(), true)?;
+    eprintln!(
+        "sealed {threshold}-of-{shares}: {}/sealed-key.json and share-1..{shares}.json; \
+         give each holder their share, then remove the unsealed key {}",
+        out.display(),
+        path.display()
+    );
+    Ok(())
 }
 
 fn db_path(db: &str) -> PathBuf {
@@ -341,7 +650,8 @@ fn sign_csr(
     let (Some(ca), Some(key)) = (&a.ca, &a.ca_key) else {
         bail!("give --ca and --ca-key to sign locally, or --remote URL");
     };
-    let ca = load_ca(ca, key)?;
+    let ca = load_ca(ca, key, &a.pass)?;
+    ca.key().ready()?;
     let issued = ca.sign(
         policy,
         &SignRequest {
@@ -362,7 +672,17 @@ fn sign_csr(
 }
 
 fn serve(a: ServeArgs) -> Result<()> {
-    let key = SharedKey::from(load_key(&a.ca_key)?);
+    let key = load_key(&a.ca_key, &a.pass)?;
+    match key.custody() {
+        Custody::Plaintext => eprintln!(
+            "warning: the CA key {} is stored unencrypted (see docs/key-custody.md)",
+            a.ca_key
+        ),
+        Custody::Sealed => {
+            eprintln!("portcullis ca serve: the CA key is sealed; it signs nothing until unsealed")
+        }
+        Custody::Encrypted | Custody::Token => {}
+    }
     let ca_pem = read(&a.ca)?;
     let ca = CertificateAuthority::new(&ca_pem, key.clone())
         .with_context(|| format!("CA {}", a.ca.display()))?;
@@ -385,6 +705,7 @@ fn serve(a: ServeArgs) -> Result<()> {
         crl_validity,
         policy,
         log,
+        admin_key: a.admin_key_file.as_deref().map(admin_key).transpose()?,
     });
     runtime()?.block_on(async move {
         let addr = format!("{}:{}", a.address, a.port);

@@ -1,11 +1,12 @@
 //! Integration tests of the `portcullis` binary against real peers
-//! (openssl, the stock cfssl client and server, curl). One test binary for
-//! the crate; each module is one area.
+//! (openssl, the stock cfssl client and server, curl, nginx, SoftHSM2). One
+//! test binary for the crate; each module is one area.
 
 mod common;
 
 mod ca_bad_input;
 mod ca_crash;
 mod ca_interop;
+mod custody;
 mod gateway;
 mod verify;
