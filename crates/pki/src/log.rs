@@ -527,33 +527,47 @@ fn entry_hash(prev: &str, seq: i64, at: &str, event: &str, detail: &str) -> Stri
     hex::encode(ctx.finish().as_ref())
 }
 
-/// Appends an audit entry inside the caller's (IMMEDIATE) transaction, so
-/// reading the last hash and writing the next entry cannot interleave with
-/// another writer.
+/// The newest audit entry's sequence number and hash (0 and the genesis
+/// hash for an empty log).
+fn audit_tip(c: &Connection) -> rusqlite::Result<(i64, String)> {
+    Ok(
+        c.prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .unwrap_or_else(|| (0, GENESIS.to_string())),
+    )
+}
+
+/// Appends an audit entry after `tip` and moves `tip` to it. Must run inside
+/// the caller's (IMMEDIATE) transaction, so reading the tip and writing the
+/// next entry cannot interleave with another writer.
+fn append_audit_after(
+    c: &Connection,
+    tip: &mut (i64, String),
+    event: &str,
+    detail: &str,
+    at: OffsetDateTime,
+) -> rusqlite::Result<()> {
+    let seq = tip.0 + 1;
+    let at = ts(at);
+    let hash = entry_hash(&tip.1, seq, &at, event, detail);
+    c.prepare_cached(
+        "INSERT INTO audit (seq, at, event, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![seq, at, event, detail, tip.1, hash])?;
+    *tip = (seq, hash);
+    Ok(())
+}
+
+/// Appends one audit entry inside the caller's (IMMEDIATE) transaction.
 fn append_audit(
     c: &Connection,
     event: &str,
     detail: &str,
     at: OffsetDateTime,
 ) -> rusqlite::Result<()> {
-    let last: Option<(i64, String)> = c
-        .query_row(
-            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    let (seq, prev) = match last {
-        Some((s, h)) => (s + 1, h),
-        None => (1, GENESIS.to_string()),
-    };
-    let at = ts(at);
-    let hash = entry_hash(&prev, seq, &at, event, detail);
-    c.execute(
-        "INSERT INTO audit (seq, at, event, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![seq, at, event, detail, prev, hash],
-    )?;
-    Ok(())
+    let mut tip = audit_tip(c)?;
+    append_audit_after(c, &mut tip, event, detail, at)
 }
 
 const INSERT: &str = "INSERT INTO certificates
@@ -579,6 +593,8 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
             // under the write lock.
             let tx = Transaction::new_unchecked(&conn, TransactionBehavior::Immediate)?;
             let mut results = Vec::with_capacity(batch.len());
+            // One read of the chain's tip per group, then extended in memory.
+            let mut tip = audit_tip(&tx)?;
             {
                 let mut st = tx.prepare_cached(INSERT)?;
                 for j in &batch {
@@ -617,7 +633,7 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
                             "serial": r.serial, "aki": r.aki, "profile": r.profile,
                             "subject": r.subject,
                         });
-                        append_audit(&tx, "issue", &detail.to_string(), now_t)?;
+                        append_audit_after(&tx, &mut tip, "issue", &detail.to_string(), now_t)?;
                     }
                     results.push(res);
                 }
