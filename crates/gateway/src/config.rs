@@ -10,6 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use hyper::http::{HeaderValue, StatusCode, Uri};
 use serde::Deserialize;
@@ -21,6 +22,9 @@ struct RawServer {
     https: String,
     admin: Option<String>,
     data_dir: Option<String>,
+    max_connections: Option<i64>,
+    origin_connect_timeout: Option<i64>,
+    origin_response_timeout: Option<i64>,
 }
 
 /// Raw `[[ca]]` entry.
@@ -167,6 +171,30 @@ pub struct OriginTls {
     pub client: Option<(PathBuf, PathBuf)>,
 }
 
+/// How long the gateway waits on an origin (`[server]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OriginTimeouts {
+    /// TCP connect (`origin_connect_timeout`, seconds, default 5). An
+    /// origin that cannot be reached in time is a 502.
+    pub connect: Duration,
+    /// From sending the request to the response head, connect and origin
+    /// TLS included (`origin_response_timeout`, seconds, default 30). An
+    /// origin that does not answer in time is a 504.
+    pub response: Duration,
+}
+
+impl Default for OriginTimeouts {
+    fn default() -> Self {
+        OriginTimeouts {
+            connect: Duration::from_secs(5),
+            response: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Default `server.max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
 /// A validated configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -176,6 +204,12 @@ pub struct Config {
     pub admin: Option<SocketAddr>,
     /// Data directory (accepted; not used yet).
     pub data_dir: Option<PathBuf>,
+    /// Most TLS connections open at once (`server.max_connections`,
+    /// default 10,000); at the limit, new connections wait in the kernel's
+    /// accept queue.
+    pub max_connections: usize,
+    /// Origin connect and response-head timeouts.
+    pub origin_timeouts: OriginTimeouts,
     /// CA sets.
     pub cas: Vec<CaConfig>,
     /// Hostnames.
@@ -222,6 +256,20 @@ fn addr(what: &str, s: &str, problems: &mut Vec<String>) -> Option<SocketAddr> {
     }
 }
 
+/// A whole number of seconds from 1 to 3600.
+fn secs(what: &str, v: Option<i64>, default: Duration, p: &mut Vec<String>) -> Duration {
+    match v {
+        None => default,
+        Some(s @ 1..=3600) => Duration::from_secs(s.unsigned_abs()),
+        Some(s) => {
+            p.push(format!(
+                "{what} = {s} is not a number of seconds from 1 to 3600"
+            ));
+            default
+        }
+    }
+}
+
 fn path(base: &Path, s: &str) -> PathBuf {
     base.join(s)
 }
@@ -242,6 +290,31 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
         }
     }
     let data_dir = raw.server.data_dir.as_deref().map(|d| path(base, d));
+    let max_connections = match raw.server.max_connections {
+        None => DEFAULT_MAX_CONNECTIONS,
+        Some(n @ 1..=1_000_000) => usize::try_from(n).unwrap_or(DEFAULT_MAX_CONNECTIONS),
+        Some(n) => {
+            p.push(format!(
+                "server.max_connections = {n} is not a number from 1 to 1000000"
+            ));
+            DEFAULT_MAX_CONNECTIONS
+        }
+    };
+    let d = OriginTimeouts::default();
+    let origin_timeouts = OriginTimeouts {
+        connect: secs(
+            "server.origin_connect_timeout",
+            raw.server.origin_connect_timeout,
+            d.connect,
+            &mut p,
+        ),
+        response: secs(
+            "server.origin_response_timeout",
+            raw.server.origin_response_timeout,
+            d.response,
+            &mut p,
+        ),
+    };
 
     let mut cas = Vec::new();
     let mut ca_names = HashSet::new();
@@ -351,6 +424,8 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
             https,
             admin,
             data_dir,
+            max_connections,
+            origin_timeouts,
             cas,
             hostnames,
         }),
@@ -458,6 +533,26 @@ origin = "http://127.0.0.1:9002/"
         assert_eq!(c.hostnames[0].mtls.block.body.as_deref(), Some("no"));
         assert_eq!(c.hostnames[1].mtls.mode, Mode::Off);
         assert_eq!(c.data_dir, Some(PathBuf::from("/etc/pc/data")));
+        assert_eq!(c.max_connections, DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(c.origin_timeouts, OriginTimeouts::default());
+    }
+
+    #[test]
+    fn limits_and_timeouts() {
+        let text = GOOD.replace(
+            "data_dir = \"data\"",
+            "max_connections = 50\norigin_connect_timeout = 2\norigin_response_timeout = 7",
+        );
+        let c = Config::parse(&text, Path::new("/")).expect("valid");
+        assert_eq!(c.max_connections, 50);
+        assert_eq!(c.origin_timeouts.connect, Duration::from_secs(2));
+        assert_eq!(c.origin_timeouts.response, Duration::from_secs(7));
+        let text = GOOD.replace(
+            "data_dir = \"data\"",
+            "max_connections = 0\norigin_connect_timeout = 0\norigin_response_timeout = -1",
+        );
+        let e = Config::parse(&text, Path::new("/")).expect_err("invalid");
+        assert_eq!(e.0.len(), 3, "{e}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use hyper::http::Uri;
-use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::sign::CertifiedKey;
@@ -17,8 +17,22 @@ use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use crate::config::OriginTimeouts;
+
 /// A pooled client to one `https://` origin.
 pub type HttpsClient = Client<TlsOriginConnector, hyper::body::Incoming>;
+
+/// A pooled client to `http://` origins.
+pub type HttpClient = Client<HttpConnector, hyper::body::Incoming>;
+
+/// A pooled plain-HTTP client whose TCP connects give up after
+/// `timeouts.connect`.
+pub fn http_client(timeouts: OriginTimeouts) -> HttpClient {
+    let mut c = HttpConnector::new();
+    c.set_connect_timeout(Some(timeouts.connect));
+    c.set_nodelay(true);
+    Client::builder(TokioExecutor::new()).build(c)
+}
 
 /// One TLS connection to an origin.
 #[derive(Debug)]
@@ -61,6 +75,7 @@ impl Connection for OriginStream {
 pub struct TlsOriginConnector {
     tls: tokio_rustls::TlsConnector,
     name: ServerName<'static>,
+    connect_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for TlsOriginConnector {
@@ -83,6 +98,7 @@ impl tower_service::Service<Uri> for TlsOriginConnector {
     fn call(&mut self, dst: Uri) -> Self::Future {
         let tls = self.tls.clone();
         let name = self.name.clone();
+        let connect_timeout = self.connect_timeout;
         Box::pin(async move {
             let host = dst
                 .host()
@@ -91,7 +107,12 @@ impl tower_service::Service<Uri> for TlsOriginConnector {
                 .trim_end_matches(']')
                 .to_owned();
             let port = dst.port_u16().unwrap_or(443);
-            let tcp = TcpStream::connect((host.as_str(), port)).await?;
+            let tcp =
+                tokio::time::timeout(connect_timeout, TcpStream::connect((host.as_str(), port)))
+                    .await
+                    .map_err(|_| {
+                        io::Error::new(io::ErrorKind::TimedOut, "origin connect timed out")
+                    })??;
             let _ = tcp.set_nodelay(true);
             let s = tls.connect(name, tcp).await?;
             Ok(TokioIo::new(OriginStream(s)))
@@ -100,11 +121,12 @@ impl tower_service::Service<Uri> for TlsOriginConnector {
 }
 
 /// A pooled HTTPS client for `origin`, trusting `roots` and presenting
-/// `client` (if any).
+/// `client` (if any); TCP connects give up after `timeouts.connect`.
 pub fn https_client(
     origin: &Uri,
     roots: rustls::RootCertStore,
     client: Option<Arc<CertifiedKey>>,
+    timeouts: OriginTimeouts,
 ) -> Result<HttpsClient, String> {
     let host = origin
         .host()
@@ -124,6 +146,7 @@ pub fn https_client(
     let connector = TlsOriginConnector {
         tls: tokio_rustls::TlsConnector::from(Arc::new(cfg)),
         name,
+        connect_timeout: timeouts.connect,
     };
     Ok(Client::builder(TokioExecutor::new()).build(connector))
 }

@@ -25,8 +25,6 @@ use hyper::body::{Bytes, Incoming};
 use hyper::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::http::uri::{Authority, Uri};
 use hyper::http::{Request, Response, StatusCode, Version};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
 use tracing::Instrument as _;
 
 use crate::config::Mode;
@@ -34,9 +32,6 @@ use crate::site::Site;
 
 /// Response body: streamed from the origin, or a small fixed body.
 pub type Body = BoxBody<Bytes, hyper::Error>;
-
-/// The pooled HTTP client to origins.
-pub type OriginClient = Client<HttpConnector, Incoming>;
 
 /// What a connection established, computed once after the handshake.
 #[derive(Debug)]
@@ -73,6 +68,9 @@ pub enum Rejection {
     },
     /// The origin could not be reached or failed (origin's fault).
     Origin(hyper_util::client::legacy::Error),
+    /// The origin sent no response head within `origin_response_timeout`
+    /// (origin's fault).
+    OriginTimeout(std::time::Duration),
     /// The request could not be turned into an origin request (client's
     /// fault).
     BadRequest(&'static str),
@@ -97,6 +95,7 @@ impl Rejection {
             Rejection::Misdirected { .. } => "misdirected",
             Rejection::ClientCert { .. } => "blocked",
             Rejection::Origin(_) => "origin-error",
+            Rejection::OriginTimeout(_) => "origin-timeout",
             Rejection::BadRequest(_) => "bad-request",
         }
     }
@@ -126,7 +125,19 @@ impl Rejection {
             }
             Rejection::Origin(e) => {
                 tracing::warn!(error = %e, "origin request failed");
-                fixed(StatusCode::BAD_GATEWAY, text, "bad gateway\n")
+                fixed(
+                    StatusCode::BAD_GATEWAY,
+                    HeaderValue::from_static("application/json"),
+                    "{\"error\":\"bad gateway\",\"reason\":\"origin unreachable or failed\"}",
+                )
+            }
+            Rejection::OriginTimeout(after) => {
+                tracing::warn!(after_ms = after.as_millis(), "origin response timed out");
+                fixed(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    HeaderValue::from_static("application/json"),
+                    "{\"error\":\"gateway timeout\",\"reason\":\"origin did not answer in time\"}",
+                )
             }
             Rejection::BadRequest(why) => {
                 tracing::info!(why, "bad request");
@@ -170,7 +181,6 @@ pub struct AccessRecord<'a> {
 /// Runs the phases for one request. Never fails: rejections become
 /// responses here.
 pub async fn handle(
-    client: &OriginClient,
     ctx: &ConnContext,
     req: Request<Incoming>,
     access_log: Option<&(dyn Fn(&AccessRecord<'_>) + Send + Sync)>,
@@ -189,7 +199,7 @@ pub async fn handle(
         status = tracing::field::Empty,
     );
     async move {
-        let (resp, outcome) = match phases(client, ctx, req).await {
+        let (resp, outcome) = match phases(ctx, req).await {
             Ok(r) => (r, "origin"),
             Err(rej) => {
                 let outcome = rej.name();
@@ -230,14 +240,13 @@ pub async fn handle(
 }
 
 async fn phases(
-    client: &OriginClient,
     ctx: &ConnContext,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, Rejection> {
     strip_owned_headers(req.headers_mut());
     let host = check_host(ctx, &req)?;
     enforce(ctx)?;
-    forward(client, ctx, host, req).await
+    forward(ctx, host, req).await
 }
 
 /// Phase 1: remove every header Portcullis owns.
@@ -320,9 +329,9 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
     h.remove(header::TRANSFER_ENCODING);
 }
 
-/// Phase 4: forward to the origin, streaming both bodies.
+/// Phase 4: forward to the origin, streaming both bodies. The response
+/// head must arrive within the hostname's `origin_response_timeout`.
 pub async fn forward(
-    client: &OriginClient,
     ctx: &ConnContext,
     host: Authority,
     req: Request<Incoming>,
@@ -362,10 +371,12 @@ pub async fn forward(
         HeaderValue::from_static("https"),
     );
     let req = Request::from_parts(parts, body);
+    let limit = site.origin_timeouts.response;
     let resp = match &site.https {
-        Some(https) => https.request(req).await,
-        None => client.request(req).await,
+        Some(https) => tokio::time::timeout(limit, https.request(req)).await,
+        None => tokio::time::timeout(limit, site.http.request(req)).await,
     }
+    .map_err(|_| Rejection::OriginTimeout(limit))?
     .map_err(Rejection::Origin)?;
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);

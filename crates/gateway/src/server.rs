@@ -10,12 +10,11 @@ use std::time::Duration;
 use client_auth::{CertificateDer, UnixTime, VerdictCache};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::StartHandshake;
@@ -23,7 +22,7 @@ use tracing::Instrument as _;
 
 use crate::config::Mode;
 use crate::metrics::Metrics;
-use crate::proxy::{self, ConnContext, OriginClient};
+use crate::proxy::{self, ConnContext};
 use crate::site::{Site, Sites};
 use crate::tls::UNRECOGNIZED_NAME_ALERT;
 
@@ -35,6 +34,11 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Verdicts cached across connections (keyed by chain and trust store).
 const VERDICT_CACHE_ENTRIES: usize = 10_000;
+/// Largest request head: HTTP/1.1 read buffer (a longer head is answered
+/// 431) and HTTP/2 header list (SETTINGS_MAX_HEADER_LIST_SIZE).
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+/// Most header fields in an HTTP/1.1 request head (431 beyond).
+const MAX_HEADERS: usize = 100;
 
 /// Why a connection ended before HTTP.
 #[derive(Debug, thiserror::Error)]
@@ -57,9 +61,10 @@ pub struct Gateway {
     /// the site they were accepted with, so none is dropped.
     sites: RwLock<Arc<Sites>>,
     cache: VerdictCache,
-    client: OriginClient,
     access_log: Option<AccessLog>,
     metrics: Metrics,
+    /// Most connections open at once; at the limit, accepting waits.
+    max_connections: usize,
 }
 
 /// Called once per request with what happened, after the response head is
@@ -74,12 +79,24 @@ impl Gateway {
 
     /// A gateway serving `sites` that reports every request to `log`.
     pub fn with_access_log(sites: Sites, log: Option<AccessLog>) -> Arc<Gateway> {
+        Self::with_options(sites, log, crate::config::DEFAULT_MAX_CONNECTIONS)
+    }
+
+    /// A gateway serving `sites`, reporting every request to `log`, with
+    /// at most `max_connections` connections open at once (`server.max_connections`;
+    /// at least 1). At the limit, new connections wait in the kernel's
+    /// accept queue until one closes.
+    pub fn with_options(
+        sites: Sites,
+        log: Option<AccessLog>,
+        max_connections: usize,
+    ) -> Arc<Gateway> {
         Arc::new(Gateway {
             sites: RwLock::new(Arc::new(sites)),
             cache: VerdictCache::new(VERDICT_CACHE_ENTRIES),
-            client: Client::builder(TokioExecutor::new()).build_http(),
             access_log: log,
             metrics: Metrics::default(),
+            max_connections: max_connections.max(1),
         })
     }
 
@@ -158,14 +175,38 @@ impl Gateway {
     pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut conns = JoinSet::new();
+        let slots = Arc::new(Semaphore::new(self.max_connections));
+        let mut at_limit = false;
         tokio::pin!(shutdown);
         loop {
+            // A slot first, then accept: at the limit, new connections wait
+            // in the kernel's accept queue instead of costing us memory.
+            let slot = tokio::select! {
+                () = &mut shutdown => break,
+                Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+                s = slots.clone().acquire_owned() => match s {
+                    Ok(s) => s,
+                    Err(_) => break,
+                },
+            };
+            let full = slots.available_permits() == 0;
+            if full && !at_limit {
+                tracing::warn!(
+                    max_connections = self.max_connections,
+                    "connection limit reached; new connections wait"
+                );
+            }
+            at_limit = full;
             tokio::select! {
                 () = &mut shutdown => break,
-                Some(_) = conns.join_next(), if !conns.is_empty() => {}
+                Some(_) = conns.join_next(), if !conns.is_empty() => continue,
                 r = listener.accept() => match r {
                     Ok((tcp, peer)) => {
-                        conns.spawn(self.clone().connection(tcp, peer, stop_rx.clone()));
+                        let conn = self.clone().connection(tcp, peer, stop_rx.clone());
+                        conns.spawn(async move {
+                            conn.await;
+                            drop(slot);
+                        });
                     }
                     Err(e) => {
                         // Out of file descriptors and the like: back off.
@@ -245,7 +286,7 @@ impl Gateway {
                 let ctx = ctx.clone();
                 async move {
                     let log = gw.access_log.as_deref();
-                    let resp = proxy::handle(&gw.client, &ctx, req, log, &gw.metrics).await;
+                    let resp = proxy::handle(&ctx, req, log, &gw.metrics).await;
                     Ok::<_, std::convert::Infallible>(resp)
                 }
             });
@@ -254,8 +295,11 @@ impl Gateway {
                 .http1()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
+                .max_buf_size(MAX_HEADER_BYTES)
+                .max_headers(MAX_HEADERS)
                 .http2()
                 .timer(TokioTimer::new())
+                .max_header_list_size(u32::try_from(MAX_HEADER_BYTES).unwrap_or(u32::MAX))
                 .keep_alive_interval(Some(Duration::from_secs(30)));
             let conn = builder.serve_connection(TokioIo::new(tls), svc);
             tokio::pin!(conn);
@@ -337,7 +381,15 @@ impl Gateway {
                 if let client_auth::Verdict::Invalid { reason, detail } = &v {
                     tracing::info!(%reason, %detail, "client certificate invalid");
                 }
-                let h = proxy::identity_headers(&v, chain);
+                // A chain over the policy's limit is refused by the verdict;
+                // it is not echoed to the origin either (Client-Cert-Chain,
+                // XFCC): the leaf's facts are enough to say who it was.
+                let forwarded = if chain.len() > store.policy().max_chain_certs {
+                    &chain[..1]
+                } else {
+                    chain
+                };
+                let h = proxy::identity_headers(&v, forwarded);
                 (Some(v), h)
             }
             _ => (None, Vec::new()),

@@ -16,8 +16,8 @@ use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::PrivateKeyDer;
 
-use crate::config::{BlockResponse, Config, ConfigErrors, Mode, OriginTls};
-use crate::origin::{https_client, HttpsClient};
+use crate::config::{BlockResponse, Config, ConfigErrors, Mode, OriginTimeouts, OriginTls};
+use crate::origin::{http_client, https_client, HttpClient, HttpsClient};
 use crate::tls;
 
 /// One hostname, ready to serve.
@@ -37,9 +37,12 @@ pub struct Site {
     pub origin_scheme: Scheme,
     /// Origin host and port.
     pub origin_authority: Authority,
-    /// The pooled client for an `https://` origin (`None`: the shared
-    /// plain-HTTP client).
+    /// The pooled client for an `https://` origin (`None`: [`Site::http`]).
     pub https: Option<HttpsClient>,
+    /// The pooled client for an `http://` origin.
+    pub http: HttpClient,
+    /// How long to wait on the origin.
+    pub origin_timeouts: OriginTimeouts,
 }
 
 /// All hostnames by SNI name. Immutable; a reload builds a new one.
@@ -109,7 +112,15 @@ impl Sites {
             let certified = certified_key(&at, &h.cert, &h.key, &provider, &file, &mut p);
             let https = match &h.origin_tls {
                 None => Ok(None),
-                Some(o) => origin_client(&at, &h.origin, o, &provider, &file, &mut p),
+                Some(o) => origin_client(
+                    &at,
+                    &h.origin,
+                    o,
+                    config.origin_timeouts,
+                    &provider,
+                    &file,
+                    &mut p,
+                ),
             };
             let trust = if h.mtls.mode == Mode::Off {
                 None
@@ -157,6 +168,8 @@ impl Sites {
                     origin_scheme: h.origin.scheme().cloned().unwrap_or(Scheme::HTTP),
                     origin_authority: authority,
                     https,
+                    http: http_client(config.origin_timeouts),
+                    origin_timeouts: config.origin_timeouts,
                 }),
             );
         }
@@ -228,6 +241,7 @@ fn origin_client(
     at: &str,
     origin: &Uri,
     o: &OriginTls,
+    timeouts: OriginTimeouts,
     provider: &CryptoProvider,
     file: &ReadFn<'_>,
     p: &mut Vec<String>,
@@ -253,7 +267,7 @@ fn origin_client(
     if p.len() != before {
         return Err(());
     }
-    match https_client(origin, roots, client) {
+    match https_client(origin, roots, client, timeouts) {
         Ok(c) => Ok(Some(c)),
         Err(e) => {
             p.push(format!("{at}: origin {origin}: {e}"));

@@ -62,7 +62,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         let local = listener.local_addr().context("local address")?;
         tracing::info!(https = %local, hostnames = sites.len(), "gateway listening");
         eprintln!("portcullis: gateway listening on https://{local}");
-        let gw = Gateway::with_access_log(sites, Some(access_log()));
+        let gw = Gateway::with_options(sites, Some(access_log()), config.max_connections);
         let admin = match config.admin {
             None => None,
             Some(addr) => {
@@ -76,7 +76,11 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
                 ))
             }
         };
-        tokio::spawn(reload_on_sighup(gw.clone(), a.config.clone(), config.https));
+        tokio::spawn(reload_on_sighup(
+            gw.clone(),
+            a.config.clone(),
+            config.clone(),
+        ));
         gw.serve(listener, shutdown_signal()).await;
         if let Some(a) = admin {
             a.abort();
@@ -88,11 +92,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
 /// SIGHUP: read and validate the config again; swap the hostnames if it is
 /// valid, keep the running ones (and say why) if not. Open connections are
 /// never dropped. The listen address cannot change without a restart.
-async fn reload_on_sighup(
-    gw: std::sync::Arc<Gateway>,
-    path: PathBuf,
-    listening: std::net::SocketAddr,
-) {
+async fn reload_on_sighup(gw: std::sync::Arc<Gateway>, path: PathBuf, running: Config) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -104,10 +104,16 @@ async fn reload_on_sighup(
             let p = path.clone();
             match tokio::task::spawn_blocking(move || load(&p)).await {
                 Ok(Ok((config, sites))) => {
-                    if config.https != listening {
+                    if config.https != running.https {
                         eprintln!(
-                            "portcullis: server.https changed to {}; still listening on {listening} until a restart",
-                            config.https
+                            "portcullis: server.https changed to {}; still listening on {} until a restart",
+                            config.https, running.https
+                        );
+                    }
+                    if config.max_connections != running.max_connections {
+                        eprintln!(
+                            "portcullis: server.max_connections changed to {}; still {} until a restart",
+                            config.max_connections, running.max_connections
                         );
                     }
                     let n = sites.len();
@@ -124,7 +130,7 @@ async fn reload_on_sighup(
     }
     #[cfg(not(unix))]
     {
-        let _ = (gw, path, listening);
+        let _ = (gw, path, running);
     }
 }
 

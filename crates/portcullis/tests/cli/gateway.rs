@@ -15,8 +15,8 @@ use crate::common::*;
 
 /// An HTTP/1.1 origin on 127.0.0.1 that records each request head and
 /// sends it back as the body.
-struct Origin {
-    port: u16,
+pub(crate) struct Origin {
+    pub(crate) port: u16,
     seen: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
 }
@@ -46,7 +46,7 @@ impl Origin {
         Origin { port, seen, stop }
     }
 
-    fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.seen.lock().expect("lock").len()
     }
 }
@@ -108,7 +108,7 @@ fn echo(mut s: TcpStream, seen: &Mutex<Vec<String>>) {
 }
 
 /// The headers of an echoed request head: lowercase name → values.
-fn headers(head: &str) -> HashMap<String, Vec<String>> {
+pub(crate) fn headers(head: &str) -> HashMap<String, Vec<String>> {
     let mut m: HashMap<String, Vec<String>> = HashMap::new();
     for l in head.lines().skip(1) {
         if let Some((k, v)) = l.split_once(':') {
@@ -120,7 +120,7 @@ fn headers(head: &str) -> HashMap<String, Vec<String>> {
     m
 }
 
-fn one<'a>(h: &'a HashMap<String, Vec<String>>, name: &str) -> &'a str {
+pub(crate) fn one<'a>(h: &'a HashMap<String, Vec<String>>, name: &str) -> &'a str {
     match h.get(name).map(Vec::as_slice) {
         Some([v]) => v,
         other => panic!("expected one {name} header, got {other:?} in {h:?}"),
@@ -255,7 +255,7 @@ fn make_pki(dir: &Path) {
     ));
 }
 
-fn gateway_toml(https_port: u16, origin_port: u16) -> String {
+pub(crate) fn gateway_toml(https_port: u16, origin_port: u16) -> String {
     let mut s = format!(
         r#"[server]
 https = "127.0.0.1:{https_port}"
@@ -288,21 +288,21 @@ cas = ["acme"]
     s
 }
 
-struct Env {
+pub(crate) struct Env {
     dir: tempfile::TempDir,
-    port: u16,
-    origin: Origin,
-    gw: ChildGuard,
+    pub(crate) port: u16,
+    pub(crate) origin: Origin,
+    pub(crate) gw: ChildGuard,
 }
 
 impl Env {
-    fn start() -> Env {
+    pub(crate) fn start() -> Env {
         Env::start_with(|_, port, origin| gateway_toml(port, origin))
     }
 
     /// Like `start`, with the config from `toml(dir, https_port, origin_port)`
     /// (the PKI is made first, so it can add to it).
-    fn start_with(toml: impl FnOnce(&Path, u16, u16) -> String) -> Env {
+    pub(crate) fn start_with(toml: impl FnOnce(&Path, u16, u16) -> String) -> Env {
         need("curl");
         let d = tempdir();
         make_pki(d.path());
@@ -330,14 +330,19 @@ impl Env {
         }
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
     /// curl to `https://HOST.acme.test:PORT/PATH` with `--cert NAME.pem`
     /// (unless `cert` is None) and extra args; returns (status, content
     /// type, body). Status 0 when curl failed.
-    fn curl(&self, host: &str, cert: Option<&str>, extra: &[&str]) -> (u16, String, String) {
+    pub(crate) fn curl(
+        &self,
+        host: &str,
+        cert: Option<&str>,
+        extra: &[&str],
+    ) -> (u16, String, String) {
         let name = format!("{host}.acme.test");
         let mut c = Command::new("curl");
         c.current_dir(self.path())
@@ -373,7 +378,7 @@ impl Env {
         .expect("cert info json")
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.path().join("gateway.log")).unwrap_or_default()
     }
 }
@@ -773,7 +778,7 @@ fn serve_writes_a_json_access_log_line_per_request() {
 }
 
 /// Sends SIGHUP to the gateway.
-fn hup(env: &Env) {
+pub(crate) fn hup(env: &Env) {
     let pid = env.gw.pid().to_string();
     ok(Command::new("kill")
         .args(["-HUP", &pid])

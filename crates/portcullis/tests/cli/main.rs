@@ -9,4 +9,5 @@ mod ca_crash;
 mod ca_interop;
 mod custody;
 mod gateway;
+mod gateway_hostile;
 mod verify;
