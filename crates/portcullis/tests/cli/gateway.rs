@@ -1076,3 +1076,85 @@ fn gateway_concurrent_connections_keep_their_own_verdicts() {
     }
     assert_eq!(env.origin.count(), 6);
 }
+
+/// Reload under load: while two clients send requests in a bounded loop,
+/// the config is rewritten and SIGHUP'd 20 times (the `report` hostname
+/// flips between report and enforce, and the `other` CA is added to and
+/// removed from its trust). No request fails except mallory's 403 under
+/// enforce without `other`; alice always gets 200; the server stays up.
+#[test]
+fn serve_reload_under_load_fails_no_request() {
+    let mut env = Env::start();
+    let base = std::fs::read_to_string(env.path().join("gateway.toml")).expect("read");
+    let (head, tail) = base
+        .split_once("name = \"report.acme.test\"")
+        .expect("report section");
+    let variant = |enforce: bool, other: bool| {
+        let mut t = tail.to_owned();
+        if enforce {
+            t = t.replacen("mode = \"report\"", "mode = \"enforce\"", 1);
+        }
+        if other {
+            t = t.replacen("cas = [\"acme\"]", "cas = [\"acme\", \"other\"]", 1);
+        }
+        format!("{head}name = \"report.acme.test\"{t}")
+    };
+    let stop = AtomicBool::new(false);
+    let (alice, mallory, off) = std::thread::scope(|s| {
+        let env = &env;
+        let stop = &stop;
+        let client = move |host: &'static str, cert: Option<&'static str>| {
+            s.spawn(move || {
+                let mut got = Vec::new();
+                while !stop.load(Ordering::Relaxed) && got.len() < 500 {
+                    got.push(env.curl(host, cert, &["--http2"]).0);
+                }
+                got
+            })
+        };
+        let a = client("report", Some("alice"));
+        let m = client("report", Some("mallory"));
+        let o = client("off", None);
+        for i in 0..20 {
+            let text = variant(i % 2 == 0, i % 4 >= 2);
+            let tmp = env.path().join("gateway.toml.new");
+            std::fs::write(&tmp, &text).expect("write");
+            std::fs::rename(&tmp, env.path().join("gateway.toml")).expect("rename");
+            hup(env);
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while env.log().matches("configuration reloaded").count() < i + 1 {
+                assert!(
+                    Instant::now() < deadline,
+                    "reload {i} not seen:\n{}",
+                    env.log()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        stop.store(true, Ordering::Relaxed);
+        let join = |h: std::thread::ScopedJoinHandle<'_, Vec<u16>>| h.join().expect("client");
+        (join(a), join(m), join(o))
+    });
+    assert!(!alice.is_empty() && !mallory.is_empty() && !off.is_empty());
+    assert!(
+        alice.iter().all(|&c| c == 200),
+        "alice: {alice:?}\n{}",
+        env.log()
+    );
+    assert!(off.iter().all(|&c| c == 200), "off: {off:?}\n{}", env.log());
+    assert!(
+        mallory.iter().all(|&c| c == 200 || c == 403),
+        "mallory: {mallory:?}\n{}",
+        env.log()
+    );
+    // The policy did change: enforce without `other` blocks mallory.
+    write(env.path(), "gateway.toml", &variant(true, false));
+    hup(&env);
+    assert_eq!(wait_status(&env, "report", "mallory", 403), 403);
+    assert_eq!(env.curl("report", Some("alice"), &[]).0, 200);
+    assert!(!env.log().contains("reload refused"), "{}", env.log());
+    assert!(!env.log().contains("panicked"), "{}", env.log());
+    let exited = env.gw.0.as_mut().and_then(|c| c.try_wait().ok().flatten());
+    assert!(exited.is_none(), "gateway exited: {exited:?}");
+}
