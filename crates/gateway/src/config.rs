@@ -235,6 +235,33 @@ impl fmt::Display for ConfigErrors {
 }
 
 impl Config {
+    /// Every file this configuration names (CA PEMs, CRLs, server
+    /// certificates and keys, origin CAs and pull certificates and keys),
+    /// in config order, without duplicates: what a reload reads again.
+    pub fn files(&self) -> Vec<&Path> {
+        let mut all: Vec<&Path> = Vec::new();
+        for ca in &self.cas {
+            all.push(&ca.pem);
+            all.extend(ca.crl.as_deref());
+        }
+        for h in &self.hostnames {
+            all.extend([h.cert.as_path(), h.key.as_path()]);
+            if let Some(o) = &h.origin_tls {
+                all.push(&o.ca);
+                if let Some((c, k)) = &o.client {
+                    all.extend([c.as_path(), k.as_path()]);
+                }
+            }
+        }
+        let mut v: Vec<&Path> = Vec::with_capacity(all.len());
+        for p in all {
+            if !v.contains(&p) {
+                v.push(p);
+            }
+        }
+        v
+    }
+
     /// Parses and validates TOML text. Relative paths are joined to
     /// `base_dir` (the config file's directory). Files are not read here.
     pub fn parse(text: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
@@ -534,6 +561,18 @@ origin = "http://127.0.0.1:9002/"
         assert_eq!(c.hostnames[1].mtls.mode, Mode::Off);
         assert_eq!(c.data_dir, Some(PathBuf::from("/etc/pc/data")));
         assert_eq!(c.max_connections, DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(
+            c.files(),
+            [
+                "/etc/pc/acme.pem",
+                "/abs/acme.crl",
+                "/etc/pc/api.pem",
+                "/etc/pc/api-key.pem",
+                "/etc/pc/www.pem",
+                "/etc/pc/www-key.pem"
+            ]
+            .map(Path::new)
+        );
         assert_eq!(c.origin_timeouts, OriginTimeouts::default());
     }
 

@@ -1,8 +1,9 @@
 //! `portcullis serve --config FILE`: load and validate the configuration
 //! (every problem listed, before any port is bound), then run the gateway
-//! until SIGTERM or Ctrl-C, draining open connections. SIGHUP reloads the
-//! configuration (all or nothing). One JSON access-log line per request
-//! goes to stdout. `server.admin`, when set, serves `GET /metrics`.
+//! until SIGTERM or Ctrl-C, draining open connections. SIGHUP, or a change
+//! to the config file or a file it names, reloads the configuration (all or
+//! nothing). One JSON access-log line per request goes to stdout.
+//! `server.admin`, when set, serves `GET /metrics`.
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -76,11 +77,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
                 ))
             }
         };
-        tokio::spawn(reload_on_sighup(
-            gw.clone(),
-            a.config.clone(),
-            config.clone(),
-        ));
+        tokio::spawn(reload_loop(gw.clone(), a.config.clone(), config.clone()));
         gw.serve(listener, shutdown_signal()).await;
         if let Some(a) = admin {
             a.abort();
@@ -89,48 +86,128 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
     })
 }
 
-/// SIGHUP: read and validate the config again; swap the hostnames if it is
-/// valid, keep the running ones (and say why) if not. Open connections are
-/// never dropped. The listen address cannot change without a restart.
-async fn reload_on_sighup(gw: std::sync::Arc<Gateway>, path: PathBuf, running: Config) {
+/// What a watched file looked like: modification time and length (`None`
+/// when it cannot be read, which is a change too when it reappears).
+type Stamp = Vec<(PathBuf, Option<(std::time::SystemTime, u64)>)>;
+
+/// The config file and every file it names.
+fn watched(path: &Path, config: &Config) -> Vec<PathBuf> {
+    let mut v = vec![path.to_path_buf()];
+    v.extend(config.files().into_iter().map(Path::to_path_buf));
+    v
+}
+
+fn stamp(paths: &[PathBuf]) -> Stamp {
+    paths
+        .iter()
+        .map(|p| {
+            let m = std::fs::metadata(p)
+                .ok()
+                .and_then(|m| Some((m.modified().ok()?, m.len())));
+            (p.clone(), m)
+        })
+        .collect()
+}
+
+/// How often the config file and the files it names are checked for
+/// changes.
+const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Reloads on SIGHUP, and when the config file or a file it names (CA
+/// PEMs, CRLs, certificates, keys) changes (modification time or length,
+/// checked every second). A reload reads and validates the config again;
+/// the hostnames are swapped if it is valid, the running ones kept (and
+/// the reason printed) if not. Open connections are never dropped. The
+/// listen address and the connection limit cannot change without a
+/// restart.
+async fn reload_loop(gw: std::sync::Arc<Gateway>, path: PathBuf, running: Config) {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            tracing::warn!("cannot install the SIGHUP handler; reload disabled");
-            return;
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(_) => {
+            tracing::warn!("cannot install the SIGHUP handler; reload on file change only");
+            None
+        }
+    };
+    let mut files = watched(&path, &running);
+    let mut seen = stamp(&files);
+    let mut tick = tokio::time::interval(WATCH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        #[cfg(unix)]
+        let hup_recv = async {
+            match hup.as_mut() {
+                Some(h) => h.recv().await,
+                None => std::future::pending().await,
+            }
         };
-        while hup.recv().await.is_some() {
-            let p = path.clone();
-            match tokio::task::spawn_blocking(move || load(&p)).await {
-                Ok(Ok((config, sites))) => {
-                    if config.https != running.https {
-                        eprintln!(
-                            "portcullis: server.https changed to {}; still listening on {} until a restart",
-                            config.https, running.https
-                        );
-                    }
-                    if config.max_connections != running.max_connections {
-                        eprintln!(
-                            "portcullis: server.max_connections changed to {}; still {} until a restart",
-                            config.max_connections, running.max_connections
-                        );
-                    }
-                    let n = sites.len();
-                    gw.replace_sites(sites);
-                    tracing::info!(hostnames = n, "configuration reloaded");
-                    eprintln!("portcullis: configuration reloaded ({n} hostnames)");
+        #[cfg(not(unix))]
+        let hup_recv = std::future::pending::<Option<()>>();
+        let why = tokio::select! {
+            r = hup_recv => match r {
+                Some(()) => "SIGHUP",
+                None => return,
+            },
+            _ = tick.tick() => {
+                let list = files.clone();
+                let now = match tokio::task::spawn_blocking(move || stamp(&list)).await {
+                    Ok(s) => s,
+                    Err(_) => continue,
+                };
+                if now == seen {
+                    continue;
                 }
-                Ok(Err(e)) => {
-                    eprintln!("portcullis: reload refused, the running configuration stays: {e:#}");
+                "a file changed"
+            }
+        };
+        // Stamped before reading, so a change during the load is seen on
+        // the next tick.
+        let list = files.clone();
+        let before = tokio::task::spawn_blocking(move || stamp(&list))
+            .await
+            .unwrap_or_default();
+        let p = path.clone();
+        match tokio::task::spawn_blocking(move || load(&p)).await {
+            Ok(Ok((config, sites))) => {
+                if config.https != running.https {
+                    eprintln!(
+                        "portcullis: server.https changed to {}; still listening on {} until a restart",
+                        config.https, running.https
+                    );
                 }
-                Err(e) => eprintln!("portcullis: reload failed: {e}"),
+                if config.max_connections != running.max_connections {
+                    eprintln!(
+                        "portcullis: server.max_connections changed to {}; still {} until a restart",
+                        config.max_connections, running.max_connections
+                    );
+                }
+                let n = sites.len();
+                gw.replace_sites(sites);
+                tracing::info!(hostnames = n, why, "configuration reloaded");
+                eprintln!("portcullis: configuration reloaded ({why}; {n} hostnames)");
+                let new_files = watched(&path, &config);
+                seen = if new_files == files {
+                    before
+                } else {
+                    files = new_files;
+                    let list = files.clone();
+                    tokio::task::spawn_blocking(move || stamp(&list))
+                        .await
+                        .unwrap_or_default()
+                };
+            }
+            Ok(Err(e)) => {
+                // Not retried until something changes again.
+                seen = before;
+                eprintln!(
+                    "portcullis: reload refused ({why}), the running configuration stays: {e:#}"
+                );
+            }
+            Err(e) => {
+                seen = before;
+                eprintln!("portcullis: reload failed: {e}");
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (gw, path, running);
     }
 }
 

@@ -1158,3 +1158,56 @@ fn serve_reload_under_load_fails_no_request() {
     let exited = env.gw.0.as_mut().and_then(|c| c.try_wait().ok().flatten());
     assert!(exited.is_none(), "gateway exited: {exited:?}");
 }
+
+/// Reload on file change, no SIGHUP: alice is revoked and a new CRL
+/// replaces `ca.crl` (by rename, as deploy tools do); within the polling
+/// interval alice is refused under enforce. Then a broken CA file is
+/// refused and the running configuration stays.
+#[test]
+fn serve_reloads_when_a_referenced_file_changes() {
+    let env = Env::start();
+    assert_eq!(env.curl("enforce", Some("alice"), &[]).0, 200);
+    let dir = env.path();
+    let serial = env.cert_info("alice")["serial_number"]
+        .as_str()
+        .expect("serial")
+        .to_owned();
+    ok(portcullis(
+        dir,
+        &[
+            "ca", "revoke", "--db", "certs.db", "--ca", "ca.pem", "--serial", &serial,
+        ],
+    ));
+    ok(portcullis(
+        dir,
+        &[
+            "ca",
+            "crl",
+            "--ca",
+            "ca.pem",
+            "--ca-key",
+            "ca-key.pem",
+            "--db",
+            "certs.db",
+            "--out",
+            "ca.crl.new",
+        ],
+    ));
+    std::fs::rename(dir.join("ca.crl.new"), dir.join("ca.crl")).expect("rename");
+    assert_eq!(
+        wait_status(&env, "enforce", "alice", 403),
+        403,
+        "{}",
+        env.log()
+    );
+    assert!(env.log().contains("a file changed"), "{}", env.log());
+    // A broken referenced file: refused, the running configuration stays.
+    write(dir, "other.pem", "not a certificate");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !env.log().contains("reload refused") {
+        assert!(Instant::now() < deadline, "no refusal: {}", env.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(env.curl("enforce", Some("alice"), &[]).0, 403);
+    assert_eq!(env.curl("report", Some("mallory"), &[]).0, 200);
+}
