@@ -124,13 +124,19 @@ pub fn wait_port(port: u16, child: &mut ChildGuard) {
 }
 
 /// A root CA made by `portcullis ca init` in `dir` (ca.pem, ca-key.pem).
+/// The key is plaintext (`--insecure-plaintext-key`): these tests are about
+/// the CFSSL API and the gateway, and read `ca-key.pem` without a passphrase;
+/// encrypted keys are tested in `custody.rs`.
 pub fn init_ca(dir: &Path) {
     write(
         dir,
         "ca-csr.json",
         r#"{"CN":"Test Root","names":[{"C":"US","O":"Portcullis Test"}],"key":{"algo":"ecdsa","size":256}}"#,
     );
-    ok(portcullis(dir, &["ca", "init", "ca-csr.json"]));
+    ok(portcullis(
+        dir,
+        &["ca", "init", "ca-csr.json", "--insecure-plaintext-key"],
+    ));
 }
 
 pub const AUTH_KEY: &str = "0123456789ABCDEF0123456789ABCDEF";
