@@ -139,6 +139,24 @@ pub fn init_ca(dir: &Path) {
     ));
 }
 
+/// A root CA like [`init_ca`], its key encrypted at rest as `ca init` does
+/// by default (native Argon2id format) under the passphrase in `pass.txt`:
+/// give `--passphrase-file pass.txt` to the commands that use the key.
+pub fn init_ca_encrypted(dir: &Path) {
+    write(
+        dir,
+        "ca-csr.json",
+        r#"{"CN":"Test Root","names":[{"C":"US","O":"Portcullis Test"}],"key":{"algo":"ecdsa","size":256}}"#,
+    );
+    write(dir, "pass.txt", "test CA passphrase\n");
+    ok(portcullis(
+        dir,
+        &["ca", "init", "ca-csr.json", "--passphrase-file", "pass.txt"],
+    ));
+    let key = std::fs::read_to_string(dir.join("ca-key.pem")).expect("ca-key.pem");
+    assert!(key.starts_with("-----BEGIN PORTCULLIS ENCRYPTED PRIVATE KEY-----"));
+}
+
 pub const AUTH_KEY: &str = "0123456789ABCDEF0123456789ABCDEF";
 
 /// Server-side signing config: `client` needs authsign; `plain` does not.
