@@ -158,7 +158,11 @@ pub fn encrypt_pem_with(
         check: b64().encode(check_value(&derived)),
         ciphertext: String::new(),
     };
-    let mut buf = Zeroizing::new(key.to_pkcs8_der().to_vec());
+    // Room for the tag up front: appending it must not reallocate and
+    // leave a copy of the key behind.
+    let der = key.to_pkcs8_der();
+    let mut buf = Zeroizing::new(Vec::with_capacity(der.len() + AES_256_GCM.tag_len()));
+    buf.extend_from_slice(&der);
     aead_key(&derived)?
         .seal_in_place_append_tag(
             Nonce::assume_unique_for_key(nonce),
