@@ -20,8 +20,11 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 
 step() { printf '\n== %s\n' "$*"; }
 
-step "a root CA (portcullis ca init)"
+step "a root CA (portcullis ca init; the key encrypted at rest, Argon2id)"
 echo '{"CN":"Try Root","names":[{"O":"Portcullis Try"}],"key":{"algo":"ecdsa","size":256}}' > ca-csr.json
+# ca init refuses to write a plaintext CA key without a passphrase; ca serve
+# reads the same variable to decrypt it.
+export PORTCULLIS_KEY_PASSPHRASE="try-ca demo passphrase"
 "$P" ca init ca-csr.json
 cat > config.json <<JSON
 {"signing":{"default":{"expiry":"168h"},"profiles":{

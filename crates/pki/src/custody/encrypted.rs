@@ -7,9 +7,10 @@
 //! AES-256-CBC; it reads PBES2 with scrypt or PBKDF2 (HMAC-SHA-256/384/512)
 //! and AES-128/192/256-CBC, which covers what OpenSSL 1.1 and 3 write by
 //! default. Argon2id cannot be expressed in PKCS#8 (there is no PBES2 KDF
-//! identifier for it that OpenSSL knows), so key files stay on scrypt for
-//! interoperability; Argon2id protects the M-of-N share files
-//! ([`super::sealed`]), which only Portcullis reads.
+//! identifier for it that OpenSSL knows), so this format stays on scrypt for
+//! interoperability (`portcullis ca init --key-format pkcs8`); the default
+//! for keys Portcullis generates is the Argon2id format of
+//! [`super::native`], which only Portcullis reads.
 
 use super::{Custody, Secret};
 use crate::key::PrivateKey;
@@ -65,12 +66,15 @@ pub fn decrypt_der(der: &[u8], passphrase: &Secret) -> Result<PrivateKey> {
     PrivateKey::from_pkcs8_der(doc.as_bytes()).map_err(|_| wrong())
 }
 
-/// Reads a PEM private key, decrypting it when it is encrypted. Says
+/// Reads a PEM private key, decrypting it when it is encrypted (PKCS#8
+/// `ENCRYPTED PRIVATE KEY` or the native `PORTCULLIS ENCRYPTED PRIVATE KEY`
+/// of [`super::native`]). Says
 /// whether it was ([`Custody::Encrypted`]) or not ([`Custody::Plaintext`]).
 pub fn read_pem(text: &str, passphrase: Option<&Secret>) -> Result<(PrivateKey, Custody)> {
     let block =
         pem::parse(text).map_err(|e| PkiError::BadKey(format!("not a PEM private key: {e}")))?;
-    if block.tag() != ENCRYPTED_LABEL {
+    let native = block.tag() == super::native::NATIVE_LABEL;
+    if block.tag() != ENCRYPTED_LABEL && !native {
         return Ok((PrivateKey::from_pem(text)?, Custody::Plaintext));
     }
     let Some(pass) = passphrase else {
@@ -80,7 +84,12 @@ pub fn read_pem(text: &str, passphrase: Option<&Secret>) -> Result<(PrivateKey, 
         ));
     };
     let der = Zeroizing::new(block.into_contents());
-    Ok((decrypt_der(&der, pass)?, Custody::Encrypted))
+    let key = if native {
+        super::native::decrypt_contents(&der, pass)?
+    } else {
+        decrypt_der(&der, pass)?
+    };
+    Ok((key, Custody::Encrypted))
 }
 
 #[cfg(test)]
@@ -104,5 +113,16 @@ mod tests {
         assert!(encrypt_pem(&k, &Secret::new(vec![])).is_err());
         let (_, c) = read_pem(&k.to_pem(), None).unwrap();
         assert_eq!(c, Custody::Plaintext);
+    }
+
+    #[test]
+    fn read_pem_detects_the_native_label() {
+        let k = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let pass = Secret::new(b"correct horse".to_vec());
+        let pem = super::super::native::encrypt_pem_with(&k, &pass, 1024, 1, 1).unwrap();
+        let (again, c) = read_pem(&pem, Some(&pass)).unwrap();
+        assert_eq!(c, Custody::Encrypted);
+        assert_eq!(again.public_key_der(), k.public_key_der());
+        assert!(matches!(read_pem(&pem, None), Err(PkiError::Custody(_))));
     }
 }

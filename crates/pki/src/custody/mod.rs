@@ -6,7 +6,8 @@
 //! and [`crate::crl::make_crl`] take it as they are) but need not reveal the
 //! key: it is either
 //! - in memory, read from a PEM file that may be encrypted
-//!   ([`encrypted`]: PKCS#8 PBES2, which `openssl pkey` reads);
+//!   ([`native`]: Argon2id + AES-256-GCM, the default of `ca init`;
+//!   [`encrypted`]: PKCS#8 PBES2, which `openssl pkey` reads);
 //! - sealed under M-of-N key shares ([`sealed`]): it refuses to sign until
 //!   enough holders have submitted their shares;
 //! - inside a PKCS#11 token ([`pkcs11`], cargo feature `pkcs11`): every
@@ -16,6 +17,7 @@
 //! `sealed:PATH`.
 
 pub mod encrypted;
+pub mod native;
 #[cfg(feature = "pkcs11")]
 pub mod pkcs11;
 pub mod sealed;
@@ -75,7 +77,8 @@ impl std::fmt::Debug for Secret {
 /// (CONTRACT section 7).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyRef {
-    /// A PEM file: PKCS#8 (plaintext or encrypted), SEC1 or PKCS#1.
+    /// A PEM file: PKCS#8 (plaintext or encrypted), the native encrypted
+    /// format, SEC1 or PKCS#1.
     File(PathBuf),
     /// An object in a PKCS#11 token.
     Pkcs11(Pkcs11Uri),

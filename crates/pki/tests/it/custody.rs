@@ -144,3 +144,42 @@ fn split_refuses_bad_thresholds() {
     assert!(split(&root.key, 2, &[pass(1), Secret::new(vec![])]).is_err());
     assert!(SealedKey::from_json("{}").is_err());
 }
+
+#[test]
+fn native_key_file_opens_by_its_label_and_signs() {
+    use pki::custody::{Custody, KeyRef};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let now = OffsetDateTime::now_utc();
+    let root = init_root(
+        &CsrSpec::from_json(br#"{"CN":"Native Root"}"#).unwrap(),
+        now,
+    )
+    .unwrap();
+    let good = Secret::new(b"native passphrase".to_vec());
+    let pem = pki::custody::native::encrypt_pem(&root.key, &good).unwrap();
+    assert!(pem.starts_with("-----BEGIN PORTCULLIS ENCRYPTED PRIVATE KEY-----"));
+    let path = dir.path().join("ca-key.pem");
+    std::fs::write(&path, pem.as_bytes()).unwrap();
+    let r = KeyRef::parse(path.to_str().unwrap()).unwrap();
+
+    let key = CaKey::open(&r, Some(&good)).unwrap();
+    assert_eq!(key.custody(), Custody::Encrypted);
+    let ca = CertificateAuthority::new(root.cert_pem.as_bytes(), key).unwrap();
+    let (_k, csr) = CsrSpec::from_json(br#"{"CN":"svc"}"#)
+        .unwrap()
+        .generate()
+        .unwrap();
+    let req = SignRequest {
+        csr: csr.into_bytes(),
+        ..Default::default()
+    };
+    ca.sign(&pki::config::SigningPolicy::builtin(), &req, now)
+        .unwrap();
+
+    let e = CaKey::open(&r, Some(&Secret::new(b"guess-42".to_vec()))).unwrap_err();
+    assert!(matches!(e, PkiError::Custody(_)), "{e}");
+    assert!(e.to_string().contains("wrong passphrase"), "{e}");
+    assert!(!e.to_string().contains("guess-42"), "{e}");
+    let e = CaKey::open(&r, None).unwrap_err();
+    assert!(e.to_string().contains("PORTCULLIS_KEY_PASSPHRASE"), "{e}");
+}

@@ -14,7 +14,10 @@ use time::OffsetDateTime;
 #[derive(Debug, clap::Subcommand)]
 pub enum CaCommand {
     /// Create a new self-signed root CA from a CSR JSON spec
-    /// (writes PREFIX.pem, PREFIX-key.pem (0600), PREFIX.csr).
+    /// (writes PREFIX.pem, PREFIX-key.pem (0600), PREFIX.csr). The key is
+    /// encrypted under the passphrase (PORTCULLIS_KEY_PASSPHRASE or
+    /// --passphrase-file); without one, init refuses unless
+    /// --insecure-plaintext-key is given.
     Init {
         /// CFSSL CSR JSON file.
         csr_json: PathBuf,
@@ -31,6 +34,15 @@ pub enum CaCommand {
         /// file; only the certificate and CSR are written.
         #[arg(long)]
         ca_key: Option<String>,
+        /// Encrypted key file format: `native` (Argon2id + AES-256-GCM,
+        /// PEM "PORTCULLIS ENCRYPTED PRIVATE KEY"; only Portcullis reads it)
+        /// or `pkcs8` (PBES2 scrypt + AES-256-CBC, which `openssl pkey` reads).
+        #[arg(long, value_enum, default_value_t = KeyFormat::Native, conflicts_with_all = ["ca_key", "insecure_plaintext_key"])]
+        key_format: KeyFormat,
+        /// Write the CA key unencrypted (0600) when no passphrase is given.
+        /// Anyone who can read the file holds the CA.
+        #[arg(long, conflicts_with_all = ["ca_key", "passphrase_file"])]
+        insecure_plaintext_key: bool,
     },
     /// Generate a key and CSR here and get the certificate signed, locally
     /// (--ca/--ca-key) or by a remote CA (--remote; only the CSR travels).
@@ -158,6 +170,15 @@ pub enum CaCommand {
     /// The key-use audit log (hash-chained, in the issuance log's SQLite file).
     #[command(subcommand)]
     Audit(AuditCommand),
+}
+
+/// How `ca init` encrypts the key file it writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeyFormat {
+    /// Argon2id + AES-256-GCM (`pki::custody::native`).
+    Native,
+    /// PKCS#8 PBES2 (scrypt, AES-256-CBC), readable by `openssl pkey`.
+    Pkcs8,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -291,6 +312,8 @@ pub fn run(c: CaCommand) -> Result<()> {
             stdout,
             pass,
             ca_key,
+            key_format,
+            insecure_plaintext_key,
         } => {
             let spec = CsrSpec::from_json(&read(&csr_json)?)
                 .with_context(|| format!("in {}", csr_json.display()))?;
@@ -298,17 +321,28 @@ pub fn run(c: CaCommand) -> Result<()> {
                 return init_in_token(&spec, &r, &out, stdout);
             }
             let pass = pass.get()?;
+            if pass.is_some() && insecure_plaintext_key {
+                bail!(
+                    "--insecure-plaintext-key and a passphrase (PORTCULLIS_KEY_PASSPHRASE) were both given: choose one"
+                );
+            }
             let root = pki::issue::init_root(&spec, OffsetDateTime::now_utc())?;
-            // Encrypted at rest whenever a passphrase is at hand; otherwise
-            // plaintext (0600), said loudly.
-            let key = match &pass {
-                Some(p) => pki::custody::encrypted::encrypt_pem(&root.key, p)?,
-                None => {
+            // Encrypted at rest; plaintext (0600) only when asked for
+            // explicitly, and said loudly. Nothing is written otherwise.
+            let key = match (&pass, key_format) {
+                (Some(p), KeyFormat::Native) => pki::custody::native::encrypt_pem(&root.key, p)?,
+                (Some(p), KeyFormat::Pkcs8) => pki::custody::encrypted::encrypt_pem(&root.key, p)?,
+                (None, _) if insecure_plaintext_key => {
                     eprintln!(
-                        "warning: the CA key is written unencrypted; set PORTCULLIS_KEY_PASSPHRASE or give --passphrase-file to encrypt it"
+                        "warning: the CA key is written unencrypted (--insecure-plaintext-key); anyone who can read it holds the CA"
                     );
                     root.key.to_pem()
                 }
+                (None, _) => bail!(
+                    "refusing to write the CA key unencrypted: give a passphrase in the \
+                     PORTCULLIS_KEY_PASSPHRASE environment variable or with --passphrase-file FILE, \
+                     or pass --insecure-plaintext-key to write it in plaintext"
+                ),
             };
             Bundle {
                 cert: Some(root.cert_pem),

@@ -1040,7 +1040,14 @@ fn cli_init_refuses_bad_input_and_writes_nothing() {
     write(d, "ok.json", r#"{"CN":"Root"}"#);
     cli_refused(
         d,
-        &["ca", "init", "ok.json", "--out", "no/such/dir/ca"],
+        &[
+            "ca",
+            "init",
+            "ok.json",
+            "--out",
+            "no/such/dir/ca",
+            "--insecure-plaintext-key",
+        ],
         "cannot create",
     );
     assert!(!d.join("no").exists());
@@ -1636,7 +1643,14 @@ fn cli_output_in_the_way_leaves_no_partial_bundle() {
     write(d, "root.json", r#"{"CN":"Another Root"}"#);
     cli_refused(
         d,
-        &["ca", "init", "root.json", "--out", "out"],
+        &[
+            "ca",
+            "init",
+            "root.json",
+            "--out",
+            "out",
+            "--insecure-plaintext-key",
+        ],
         "cannot write out.pem: it is a directory",
     );
     cli_refused(
@@ -1662,7 +1676,14 @@ fn cli_output_in_the_way_leaves_no_partial_bundle() {
     std::fs::create_dir(d.join("k-key.pem")).expect("mkdir");
     cli_refused(
         d,
-        &["ca", "init", "root.json", "--out", "k"],
+        &[
+            "ca",
+            "init",
+            "root.json",
+            "--out",
+            "k",
+            "--insecure-plaintext-key",
+        ],
         "cannot write k-key.pem: it is a directory",
     );
 }

@@ -286,7 +286,7 @@ fn portcullis_gencert_remote_against_cfssl_serve() {
 fn local_init_and_gencert_pass_openssl_for_every_key_type() {
     let d = tempdir();
     let dir = d.path();
-    init_ca(dir);
+    init_ca_encrypted(dir);
     let ca_text = ok(run_in(
         dir,
         Command::new("openssl").args(["x509", "-in", "ca.pem", "-noout", "-text"]),
@@ -319,6 +319,8 @@ fn local_init_and_gencert_pass_openssl_for_every_key_type() {
                 "ca.pem",
                 "--ca-key",
                 "ca-key.pem",
+                "--passphrase-file",
+                "pass.txt",
                 "--config",
                 "config.json",
                 "--profile",
@@ -386,9 +388,9 @@ fn local_init_and_gencert_pass_openssl_for_every_key_type() {
 fn revoke_crl_and_ocsp_with_openssl() {
     let d = tempdir();
     let dir = d.path();
-    init_ca(dir);
+    init_ca_encrypted(dir);
     server_config(dir);
-    let (_srv, port) = start_ca_serve(dir, &[]);
+    let (_srv, port) = start_ca_serve(dir, &["--passphrase-file", "pass.txt"]);
     let base = format!("http://127.0.0.1:{port}");
     let mut serials = vec![];
     for name in ["good", "bad"] {

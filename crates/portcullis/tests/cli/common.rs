@@ -124,13 +124,37 @@ pub fn wait_port(port: u16, child: &mut ChildGuard) {
 }
 
 /// A root CA made by `portcullis ca init` in `dir` (ca.pem, ca-key.pem).
+/// The key is plaintext (`--insecure-plaintext-key`): these tests are about
+/// the CFSSL API and the gateway, and read `ca-key.pem` without a passphrase;
+/// encrypted keys are tested in `custody.rs`.
 pub fn init_ca(dir: &Path) {
     write(
         dir,
         "ca-csr.json",
         r#"{"CN":"Test Root","names":[{"C":"US","O":"Portcullis Test"}],"key":{"algo":"ecdsa","size":256}}"#,
     );
-    ok(portcullis(dir, &["ca", "init", "ca-csr.json"]));
+    ok(portcullis(
+        dir,
+        &["ca", "init", "ca-csr.json", "--insecure-plaintext-key"],
+    ));
+}
+
+/// A root CA like [`init_ca`], its key encrypted at rest as `ca init` does
+/// by default (native Argon2id format) under the passphrase in `pass.txt`:
+/// give `--passphrase-file pass.txt` to the commands that use the key.
+pub fn init_ca_encrypted(dir: &Path) {
+    write(
+        dir,
+        "ca-csr.json",
+        r#"{"CN":"Test Root","names":[{"C":"US","O":"Portcullis Test"}],"key":{"algo":"ecdsa","size":256}}"#,
+    );
+    write(dir, "pass.txt", "test CA passphrase\n");
+    ok(portcullis(
+        dir,
+        &["ca", "init", "ca-csr.json", "--passphrase-file", "pass.txt"],
+    ));
+    let key = std::fs::read_to_string(dir.join("ca-key.pem")).expect("ca-key.pem");
+    assert!(key.starts_with("-----BEGIN PORTCULLIS ENCRYPTED PRIVATE KEY-----"));
 }
 
 pub const AUTH_KEY: &str = "0123456789ABCDEF0123456789ABCDEF";

@@ -1,4 +1,5 @@
-//! CA key custody against real peers: encrypted PKCS#8 with openssl, the
+//! CA key custody against real peers: the native Argon2id key file,
+//! encrypted PKCS#8 with openssl, `ca init`'s refusal of plaintext keys, the
 //! hash-chained audit log, M-of-N sealing, PKCS#11 in SoftHSM2.
 
 use crate::common::*;
@@ -97,7 +98,7 @@ fn encrypted_key_written_by_portcullis_is_read_by_openssl_pkey() {
     );
     let out = portcullis_env(
         dir,
-        &["ca", "init", "ca-csr.json"],
+        &["ca", "init", "ca-csr.json", "--key-format", "pkcs8"],
         &[("PORTCULLIS_KEY_PASSPHRASE", PASS)],
     );
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -189,6 +190,183 @@ fn encrypted_key_written_by_portcullis_is_read_by_openssl_pkey() {
     ));
     assert!(err.contains("wrong passphrase"), "{err}");
     assert!(!err.contains("not the passphrase"), "{err}");
+}
+
+/// Re-encodes a native key file with one byte of its ciphertext flipped.
+fn tamper_native(pem_text: &str) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let body: String = pem_text
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let json = b64.decode(body).expect("PEM body");
+    let mut f: serde_json::Value = serde_json::from_slice(&json).expect("JSON header");
+    let mut ct = b64
+        .decode(f["ciphertext"].as_str().expect("ciphertext"))
+        .expect("b64");
+    ct[5] ^= 0x40;
+    f["ciphertext"] = b64.encode(&ct).into();
+    let body = b64.encode(serde_json::to_vec(&f).expect("json"));
+    let mut out = String::from("-----BEGIN PORTCULLIS ENCRYPTED PRIVATE KEY-----\n");
+    for chunk in body.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(chunk).expect("ascii"));
+        out.push('\n');
+    }
+    out.push_str("-----END PORTCULLIS ENCRYPTED PRIVATE KEY-----\n");
+    out
+}
+
+#[test]
+fn native_argon2id_key_file_round_trip_wrong_passphrase_and_tampering() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempdir();
+    let dir = d.path();
+    write(
+        dir,
+        "ca-csr.json",
+        r#"{"CN":"Native Root","key":{"algo":"ecdsa","size":256}}"#,
+    );
+    write(dir, "pass.txt", &format!("{PASS}\n"));
+    let out = portcullis_env(
+        dir,
+        &["ca", "init", "ca-csr.json", "--passphrase-file", "pass.txt"],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    ok(out);
+    assert!(!err.contains("unencrypted"), "{err}");
+    let key = std::fs::read_to_string(dir.join("ca-key.pem")).expect("key");
+    assert!(
+        key.starts_with("-----BEGIN PORTCULLIS ENCRYPTED PRIVATE KEY-----"),
+        "{key}"
+    );
+    let mode = std::fs::metadata(dir.join("ca-key.pem"))
+        .expect("meta")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    // ca serve decrypts it (passphrase in the environment) and signs,
+    // without flagging it.
+    server_config(dir);
+    {
+        let (_srv, port) = serve_with(
+            dir,
+            "ca-key.pem",
+            &[],
+            &[("PORTCULLIS_KEY_PASSPHRASE", PASS)],
+        );
+        let (code, body) = curl_post(
+            &format!("http://127.0.0.1:{port}/api/v1/cfssl/sign"),
+            &sign_body(dir, "n"),
+        );
+        assert_eq!(code, 200, "{body}");
+    }
+    let log = std::fs::read_to_string(dir.join("serve.log")).expect("log");
+    assert!(!log.contains("unencrypted"), "{log}");
+    assert!(!log.contains(PASS), "{log}");
+
+    // ca gencert with the passphrase file; openssl verifies the result.
+    csr_json(dir);
+    let gencert = |key: &str, out: &str, pass_file: bool, env: &[(&str, &str)]| {
+        let mut args = vec![
+            "ca", "gencert", "csr.json", "--ca", "ca.pem", "--ca-key", key, "--out", out,
+        ];
+        if pass_file {
+            args.extend(["--passphrase-file", "pass.txt"]);
+        }
+        portcullis_env(dir, &args, env)
+    };
+    ok(gencert("ca-key.pem", "svc", true, &[]));
+    openssl(dir, &["verify", "-CAfile", "ca.pem", "svc.pem"]);
+
+    // A wrong passphrase: refused, not echoed, nothing written.
+    let err = fails(gencert(
+        "ca-key.pem",
+        "x",
+        false,
+        &[("PORTCULLIS_KEY_PASSPHRASE", "Not-The-Passphrase-9")],
+    ));
+    assert!(err.contains("wrong passphrase"), "{err}");
+    assert!(!err.contains("Not-The-Passphrase-9"), "{err}");
+    assert!(!dir.join("x.pem").exists());
+    // No passphrase: says where to put one.
+    let err = fails(gencert("ca-key.pem", "x", false, &[]));
+    assert!(err.contains("PORTCULLIS_KEY_PASSPHRASE"), "{err}");
+
+    // A flipped ciphertext byte: refused as tampered, with the right passphrase.
+    write(dir, "tampered-key.pem", &tamper_native(&key));
+    let err = fails(gencert("tampered-key.pem", "x", true, &[]));
+    assert!(err.contains("tampered"), "{err}");
+    assert!(!err.contains(PASS), "{err}");
+    assert!(!dir.join("x.pem").exists());
+}
+
+#[test]
+fn ca_init_without_passphrase_refuses_unless_insecure_plaintext_key() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempdir();
+    let dir = d.path();
+    write(
+        dir,
+        "ca-csr.json",
+        r#"{"CN":"Plain Root","key":{"algo":"ecdsa","size":256}}"#,
+    );
+    let before = listing(dir);
+    for extra in [&[][..], &["--stdout"][..], &["--key-format", "native"][..]] {
+        let mut args = vec!["ca", "init", "ca-csr.json"];
+        args.extend_from_slice(extra);
+        let out = portcullis_env(dir, &args, &[]);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let err = fails(out);
+        for needle in [
+            "PORTCULLIS_KEY_PASSPHRASE",
+            "--passphrase-file",
+            "--insecure-plaintext-key",
+        ] {
+            assert!(err.contains(needle), "{extra:?}: {err}");
+        }
+        assert!(stdout.trim().is_empty(), "{extra:?}: {stdout}");
+        assert_eq!(listing(dir), before, "{extra:?} wrote something");
+    }
+    // Both a passphrase and the opt-out: refused, nothing written.
+    let err = fails(portcullis_env(
+        dir,
+        &["ca", "init", "ca-csr.json", "--insecure-plaintext-key"],
+        &[("PORTCULLIS_KEY_PASSPHRASE", PASS)],
+    ));
+    assert!(err.contains("choose one"), "{err}");
+    assert_eq!(listing(dir), before);
+
+    // The explicit opt-out writes a 0600 plaintext key, with a warning …
+    let out = portcullis_env(
+        dir,
+        &["ca", "init", "ca-csr.json", "--insecure-plaintext-key"],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    ok(out);
+    assert!(err.contains("unencrypted"), "{err}");
+    let key = std::fs::read_to_string(dir.join("ca-key.pem")).expect("key");
+    assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"), "{key}");
+    let mode = std::fs::metadata(dir.join("ca-key.pem"))
+        .expect("meta")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // … which ca serve flags at start-up.
+    server_config(dir);
+    {
+        let (_srv, port) = serve_with(dir, "ca-key.pem", &[], &[]);
+        let (code, body) = curl_post(
+            &format!("http://127.0.0.1:{port}/api/v1/cfssl/sign"),
+            &sign_body(dir, "p"),
+        );
+        assert_eq!(code, 200, "{body}");
+    }
+    let log = std::fs::read_to_string(dir.join("serve.log")).expect("log");
+    assert!(log.contains("stored unencrypted"), "{log}");
 }
 
 #[test]

@@ -177,7 +177,14 @@ fn make_pki(dir: &Path) {
     );
     ok(portcullis(
         dir,
-        &["ca", "init", "other-csr.json", "--out", "other"],
+        &[
+            "ca",
+            "init",
+            "other-csr.json",
+            "--out",
+            "other",
+            "--insecure-plaintext-key",
+        ],
     ));
     write(dir, "signing.json", SIGNING);
     gencert(
