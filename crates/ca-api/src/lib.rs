@@ -25,13 +25,6 @@ pub async fn serve(
     state: std::sync::Arc<CaState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    // Answers are small and complete when written: never hold them back.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
