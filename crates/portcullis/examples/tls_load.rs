@@ -58,6 +58,10 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
+#[path = "../../../bench/loadgen_common.rs"]
+mod loadgen_common;
+use loadgen_common::{own_cpu_ms, percentile_ms, round3};
+
 const USAGE: &str = "\
 usage: tls_load --mode handshake|keepalive|flood --addr 127.0.0.1:PORT --sni NAME
                 --ca ROOT.pem --cert CHAIN.pem --key KEY.pem
@@ -559,33 +563,6 @@ async fn flood_worker(shared: Arc<Shared>) -> Tally {
         }
     }
     tally
-}
-
-fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    let idx = rank.clamp(1, sorted.len()) - 1;
-    sorted[idx].as_secs_f64() * 1000.0
-}
-
-/// CPU time this process has used so far, in milliseconds (the sum over its
-/// threads of `/proc/self/task/*/schedstat`); `None` without procfs. Shows
-/// whether the generator, which shares the cores with the server, was itself
-/// the bottleneck.
-fn own_cpu_ms() -> Option<f64> {
-    let mut ns = 0u64;
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let path = task.ok()?.path().join("schedstat");
-        let text = std::fs::read_to_string(path).ok()?;
-        ns += text.split_whitespace().next()?.parse::<u64>().ok()?;
-    }
-    Some(ns as f64 / 1e6)
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }
 
 async fn run(args: Args) -> Result<bool, String> {
