@@ -31,3 +31,38 @@ pub fn own_cpu_ms() -> Option<f64> {
 pub fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
+
+/// Runs a load generator's main future on a tokio runtime of `threads`
+/// worker threads (1 = current-thread) and maps its outcome to the exit
+/// code: 0 all requests succeeded, 1 some failed, 2 could not run.
+pub fn run_to_exit(
+    name: &str,
+    threads: usize,
+    main: impl std::future::Future<Output = Result<bool, String>>,
+) -> std::process::ExitCode {
+    let runtime = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    };
+    let runtime = match runtime {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{name}: cannot build the tokio runtime: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(main) {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::FAILURE,
+        Err(msg) => {
+            eprintln!("{name}: {msg}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}

@@ -38,7 +38,7 @@ use tokio::net::TcpStream;
 
 #[path = "../../../bench/loadgen_common.rs"]
 mod loadgen_common;
-use loadgen_common::{own_cpu_ms, percentile_ms, round3};
+use loadgen_common::{own_cpu_ms, percentile_ms, round3, run_to_exit};
 
 const USAGE: &str = "\
 usage: sign_load --url http://127.0.0.1:PORT [--requests N] [--concurrency C]
@@ -434,26 +434,7 @@ fn main() -> ExitCode {
         }
     };
 
-    let runtime = if args.threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()
-    }
-    .expect("building the tokio runtime");
-
-    match runtime.block_on(run(args)) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(msg) => {
-            eprintln!("sign_load: {msg}");
-            ExitCode::from(2)
-        }
-    }
+    run_to_exit("sign_load", args.threads, run(args))
 }
 
 #[cfg(test)]

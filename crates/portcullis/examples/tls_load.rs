@@ -60,7 +60,7 @@ use tokio_rustls::TlsConnector;
 
 #[path = "../../../bench/loadgen_common.rs"]
 mod loadgen_common;
-use loadgen_common::{own_cpu_ms, percentile_ms, round3};
+use loadgen_common::{own_cpu_ms, percentile_ms, round3, run_to_exit};
 
 const USAGE: &str = "\
 usage: tls_load --mode handshake|keepalive|flood --addr 127.0.0.1:PORT --sni NAME
@@ -667,26 +667,7 @@ fn main() -> ExitCode {
         }
     };
 
-    let runtime = if args.threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()
-    }
-    .expect("building the tokio runtime");
-
-    match runtime.block_on(run(args)) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(msg) => {
-            eprintln!("tls_load: {msg}");
-            ExitCode::from(2)
-        }
-    }
+    run_to_exit("tls_load", args.threads, run(args))
 }
 
 #[cfg(test)]
