@@ -228,6 +228,14 @@ fn usage(name: &str) -> Option<std::result::Result<Ku, Eku>> {
     })
 }
 
+impl AuthKeyFile {
+    /// Resolves the reference (hex, `env:VAR` or `file:PATH`) into the key
+    /// named `name`; errors name the key, never show its bytes.
+    pub fn resolve(&self, name: &str) -> Result<AuthKey> {
+        resolve_key(name, self)
+    }
+}
+
 /// Resolves an auth key reference: hex, `env:VAR` or `file:PATH`.
 fn resolve_key(name: &str, f: &AuthKeyFile) -> Result<AuthKey> {
     if !f.kind.is_empty() && f.kind != "standard" {
