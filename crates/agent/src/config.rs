@@ -216,6 +216,19 @@ impl AgentConfig {
         }
     }
 
+    /// The state directory and certificate names of an agent file, without
+    /// validating the rest (for `status`, which needs no secrets).
+    pub fn locate(text: &str, base_dir: &Path) -> Result<(PathBuf, Vec<String>), ConfigErrors> {
+        let raw: RawAgent = toml::from_str(text)
+            .map_err(|e| ConfigErrors(vec![e.to_string().trim().to_owned()]))?;
+        let dir = raw
+            .state_dir
+            .as_deref()
+            .map(|d| base_dir.join(d))
+            .unwrap_or_else(|| base_dir.join("portcullis-agent"));
+        Ok((dir, raw.certificate.into_iter().map(|c| c.name).collect()))
+    }
+
     /// Names of the certificates kept only in memory.
     pub fn memory_only(&self) -> Vec<&str> {
         self.certificates

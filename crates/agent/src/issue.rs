@@ -81,6 +81,7 @@ pub async fn obtain(c: &CertificateConfig) -> Result<(Issued, CertFacts)> {
             key_pem: key.to_pem(),
             cert_pem,
             chain_pem,
+            obtained: SystemTime::now(),
         },
         f,
     ))

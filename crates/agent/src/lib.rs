@@ -156,22 +156,27 @@ impl Agent {
         self.metrics.clone()
     }
 
-    /// The certificate in place now, if any.
+    /// The certificate in place now, if any. Its `not_before` is moved up
+    /// to when the agent obtained it: CAs backdate notBefore (ours by 5
+    /// minutes by default), which would otherwise stretch the lifetime the
+    /// renewal point is computed on.
     pub fn current(&self, c: &CertificateConfig) -> Option<CertFacts> {
-        let pem = match &c.output {
+        let (pem, obtained) = match &c.output {
             Output::Files(_) => {
-                store::current_cert(&store::cert_dir(&self.cfg.state_dir, &c.name))?
+                let dir = store::cert_dir(&self.cfg.state_dir, &c.name);
+                (store::current_cert(&dir)?, store::current_obtained(&dir))
             }
-            Output::Memory { .. } => self
-                .slots
-                .get(&c.name)?
-                .read()
-                .ok()?
-                .as_ref()?
-                .cert_pem
-                .clone(),
+            Output::Memory { .. } => {
+                let g = self.slots.get(&c.name)?.read().ok()?;
+                let i = g.as_ref()?;
+                (i.cert_pem.clone(), Some(i.obtained))
+            }
         };
-        issue::facts(&pem).ok()
+        let mut f = issue::facts(&pem).ok()?;
+        if let Some(t) = obtained {
+            f.not_before = f.not_before.max(t.min(f.not_after));
+        }
+        Some(f)
     }
 
     /// Obtains and stores a new certificate now, then runs the hook. The

@@ -31,6 +31,9 @@ pub struct Issued {
     pub cert_pem: String,
     /// The issuing CA certificate(s), PEM.
     pub chain_pem: String,
+    /// When the agent received it (CAs backdate notBefore; the renewal
+    /// point is counted from this).
+    pub obtained: std::time::SystemTime,
 }
 
 impl std::fmt::Debug for Issued {
@@ -60,6 +63,18 @@ const CERT: &str = "cert.pem";
 const CHAIN: &str = "chain.pem";
 const BUNDLE: &str = "bundle.pem";
 const CURRENT: &str = "current";
+
+/// Crash tests only: `PORTCULLIS_AGENT_TEST_PAUSE_MS` makes every step of
+/// an install wait this long (at most 1 s), so that a SIGKILL lands in the
+/// middle of the writes. Unset in normal use.
+fn pause() {
+    if let Some(ms) = std::env::var("PORTCULLIS_AGENT_TEST_PAUSE_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms.min(1000)));
+    }
+}
 
 /// The generations directory of one certificate.
 pub fn cert_dir(state_dir: &Path, name: &str) -> PathBuf {
@@ -170,9 +185,18 @@ fn swap_link(_link: &Path, _target: &Path) -> Result<()> {
     ))
 }
 
-/// The current generation's certificate, if any.
+/// The current generation's certificate, if any, and when it was
+/// obtained (from the generation's name).
 pub fn current_cert(dir: &Path) -> Option<String> {
     std::fs::read_to_string(dir.join(CURRENT).join(CERT)).ok()
+}
+
+/// When the current generation was made (its name holds the time).
+pub fn current_obtained(dir: &Path) -> Option<std::time::SystemTime> {
+    let target = std::fs::read_link(dir.join(CURRENT)).ok()?;
+    let name = target.file_name()?.to_str()?;
+    let millis: u64 = name.strip_prefix("gen-")?.split('-').next()?.parse().ok()?;
+    Some(std::time::UNIX_EPOCH + std::time::Duration::from_millis(millis))
 }
 
 /// Installs an issuance: new generation, `current` switched, configured
@@ -188,13 +212,18 @@ pub fn install(dir: &Path, outputs: &FileOutputs, issued: &Issued) -> Result<()>
     let gen = dir.join(&gen_name);
     private_dir(&gen)?;
     create_file(&gen.join(KEY), issued.key_pem.as_bytes(), true)?;
+    pause();
     create_file(&gen.join(CERT), issued.cert_pem.as_bytes(), false)?;
+    pause();
     create_file(&gen.join(CHAIN), issued.chain_pem.as_bytes(), false)?;
     create_file(&gen.join(BUNDLE), issued.bundle().as_bytes(), true)?;
     sync_dir(&gen)?;
+    pause();
     let previous = std::fs::read_link(dir.join(CURRENT)).ok();
     swap_link(&dir.join(CURRENT), Path::new(&gen_name))?;
+    pause();
     link_outputs(&dir, outputs)?;
+    pause();
     // Old generations: keep the previous one (a reader may have just
     // resolved a path through it), remove the rest and any half-made one.
     if let Ok(rd) = std::fs::read_dir(&dir) {
@@ -225,6 +254,10 @@ pub fn link_outputs(dir: &Path, outputs: &FileOutputs) -> Result<()> {
         (&outputs.bundle, BUNDLE),
     ] {
         if let Some(p) = path {
+            let parent = parent(p);
+            if !parent.exists() {
+                std::fs::create_dir_all(parent).map_err(|e| AgentError::io(parent, e))?;
+            }
             swap_link(p, &cur.join(file))?;
         }
     }
@@ -240,6 +273,7 @@ mod tests {
             key_pem: Zeroizing::new(format!("KEY{n}\n")),
             cert_pem: format!("CERT{n}\n"),
             chain_pem: format!("CA{n}\n"),
+            obtained: std::time::SystemTime::now(),
         }
     }
 
@@ -275,6 +309,8 @@ mod tests {
             assert_eq!(m.permissions().mode() & 0o777, 0o600);
         }
         assert_eq!(current_cert(&dir).as_deref(), Some("CERT3\n"));
+        let t = current_obtained(&dir).expect("time in the name");
+        assert!(t.elapsed().expect("past") < std::time::Duration::from_secs(60));
     }
 
     #[test]

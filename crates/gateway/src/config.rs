@@ -71,6 +71,11 @@ struct RawConfig {
     ca: Vec<RawCa>,
     #[serde(default)]
     hostname: Vec<RawHostname>,
+    /// `[agent]`: certificates the process obtains and renews itself. The
+    /// agent crate validates it (the binary wires the two); accepted here
+    /// so that the unknown-key check lets it through.
+    #[serde(default, rename = "agent")]
+    _agent: Option<toml::Table>,
 }
 
 /// Client-certificate mode of a hostname.

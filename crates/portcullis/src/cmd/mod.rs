@@ -1,5 +1,6 @@
 //! Subcommands. Each module owns its clap arguments and a `run` function.
 
+pub mod agent;
 pub mod ca;
 pub mod cert;
 pub mod demo;

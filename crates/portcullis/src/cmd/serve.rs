@@ -3,7 +3,9 @@
 //! until SIGTERM or Ctrl-C, draining open connections. SIGHUP, or a change
 //! to the config file or a file it names, reloads the configuration (all or
 //! nothing). One JSON access-log line per request goes to stdout.
-//! `server.admin`, when set, serves `GET /metrics`.
+//! `server.admin`, when set, serves `GET /metrics`. An `[agent]` section
+//! makes the process obtain and renew its own certificates from the CA
+//! (docs/agent.md); the files it writes are reloaded like any other.
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -49,13 +51,103 @@ fn access_log() -> gateway::AccessLog {
     })
 }
 
+/// Validates the gateway configuration and its `[agent]` section together
+/// (every problem of both listed), without reading the files they name.
+fn agent_section(path: &Path) -> anyhow::Result<Option<agent::config::AgentConfig>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let gw = Config::parse(&text, base);
+    let state = match &gw {
+        Ok(c) => c
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| base.join("portcullis-data"))
+            .join("agent"),
+        Err(_) => base.join("portcullis-data/agent"),
+    };
+    let ag = agent::config::AgentConfig::from_gateway(&text, base, &state);
+    match (gw, ag) {
+        (Ok(_), Ok(None)) => Ok(None),
+        (Ok(_), Ok(Some(a))) => {
+            let mem = a.memory_only();
+            if !mem.is_empty() {
+                anyhow::bail!(
+                    "{}: agent.certificate {} keep keys in memory (socket); the gateway reads files: give key and cert",
+                    path.display(),
+                    mem.join(", ")
+                );
+            }
+            Ok(Some(a))
+        }
+        (g, a) => {
+            let mut all = Vec::new();
+            if let Err(e) = g {
+                all.extend(e.0);
+            }
+            if let Err(e) = a {
+                all.extend(e.0);
+            }
+            Err(gateway::config::ConfigErrors(all)).with_context(|| format!("{}", path.display()))
+        }
+    }
+}
+
+/// Starts the in-process agent: certificates that are missing are obtained
+/// before the gateway reads its files (an error if the CA cannot give
+/// them); due ones are renewed, and a failure there only warns (the loop
+/// retries with backoff while the current certificate serves).
+async fn start_agent(cfg: agent::config::AgentConfig) -> anyhow::Result<()> {
+    let n = cfg.certificates.len();
+    let agent = std::sync::Arc::new(
+        agent::Agent::new(cfg).context("agent: cannot open the agent's state")?,
+    );
+    let mut missing = Vec::new();
+    for (name, r) in agent.once(false).await {
+        if let Err(e) = r {
+            let present = agent
+                .config()
+                .certificates
+                .iter()
+                .find(|c| c.name == name)
+                .and_then(|c| agent.current(c))
+                .is_some();
+            if present {
+                eprintln!("portcullis: agent: {name}: renewal failed, retrying later: {e}");
+            } else {
+                missing.push(format!("{name}: {e}"));
+            }
+        }
+    }
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "agent: cannot obtain certificates the gateway needs:\n  - {}",
+            missing.join("\n  - ")
+        );
+    }
+    eprintln!("portcullis: agent keeping {n} certificates");
+    tokio::spawn(async move {
+        if let Err(e) = agent.run(std::future::pending()).await {
+            eprintln!("portcullis: agent stopped: {e}");
+        }
+    });
+    Ok(())
+}
+
 /// Runs the command.
 pub fn run(a: ServeArgs) -> anyhow::Result<()> {
-    let (config, sites) = load(&a.config)?;
+    let agent_cfg = agent_section(&a.config)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("tokio runtime")?;
+    if let Some(cfg) = agent_cfg {
+        rt.block_on(start_agent(cfg))?;
+    }
+    let (config, sites) = load(&a.config)?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.https)
             .await

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod agent;
 mod ca_bad_input;
 mod ca_crash;
 mod ca_interop;
