@@ -191,6 +191,18 @@ struct GatewayFile {
     agent: Option<RawAgent>,
 }
 
+/// What `status` needs from a gateway file.
+#[derive(Deserialize)]
+struct GatewayView {
+    agent: Option<RawAgent>,
+    server: Option<ServerView>,
+}
+
+#[derive(Deserialize)]
+struct ServerView {
+    data_dir: Option<String>,
+}
+
 impl AgentConfig {
     /// Parses and validates an agent file. Relative paths are joined to
     /// `base_dir`; the default state directory is `portcullis-agent` there.
@@ -218,14 +230,29 @@ impl AgentConfig {
 
     /// The state directory and certificate names of an agent file, without
     /// validating the rest (for `status`, which needs no secrets).
+    /// A gateway file is understood too (its `[agent]` section, state in
+    /// `<data_dir>/agent`).
     pub fn locate(text: &str, base_dir: &Path) -> Result<(PathBuf, Vec<String>), ConfigErrors> {
-        let raw: RawAgent = toml::from_str(text)
-            .map_err(|e| ConfigErrors(vec![e.to_string().trim().to_owned()]))?;
+        let (raw, default) = match toml::from_str::<RawAgent>(text) {
+            Ok(raw) => (raw, base_dir.join("portcullis-agent")),
+            Err(e) => match toml::from_str::<GatewayView>(text) {
+                Ok(GatewayView {
+                    agent: Some(raw),
+                    server,
+                }) => {
+                    let data = server
+                        .and_then(|s| s.data_dir)
+                        .unwrap_or_else(|| "portcullis-data".into());
+                    (raw, base_dir.join(data).join("agent"))
+                }
+                _ => return Err(ConfigErrors(vec![e.to_string().trim().to_owned()])),
+            },
+        };
         let dir = raw
             .state_dir
             .as_deref()
             .map(|d| base_dir.join(d))
-            .unwrap_or_else(|| base_dir.join("portcullis-agent"));
+            .unwrap_or(default);
         Ok((dir, raw.certificate.into_iter().map(|c| c.name).collect()))
     }
 
@@ -638,6 +665,9 @@ retry_max = "10s"
             .expect("valid")
             .expect("present");
         assert_eq!(c.certificates.len(), 2);
+        let (dir, names) = AgentConfig::locate(&gw, Path::new("/g")).expect("located");
+        assert_eq!(dir, PathBuf::from("/g/st"));
+        assert_eq!(names, ["api", "mem"]);
         assert!(
             AgentConfig::from_gateway("[server]\n", Path::new("/"), Path::new("/"))
                 .expect("valid")

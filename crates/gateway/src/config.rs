@@ -651,6 +651,13 @@ origin = "http://127.0.0.1:9002/"
     }
 
     #[test]
+    fn agent_table_is_left_to_the_agent_crate() {
+        let text =
+            format!("{GOOD}\n[agent]\nstate_dir = \"x\"\n[[agent.certificate]]\nname = \"api\"\n");
+        Config::parse(&text, Path::new("/")).expect("accepted");
+    }
+
+    #[test]
     fn https_origin_with_client_certificate() {
         let text = GOOD.replace(
             "origin = \"http://127.0.0.1:9001\"",

@@ -59,7 +59,10 @@ pub fn load(path: &Path) -> anyhow::Result<AgentConfig> {
 fn rfc3339(unix: i64) -> serde_json::Value {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .map(Into::into)
         .unwrap_or(serde_json::Value::Null)
 }

@@ -87,7 +87,9 @@ impl Proxy {
                 .build_http::<Full<Bytes>>();
                 let serve = async {
                     loop {
-                        let Ok((s, _)) = l.accept().await else { continue };
+                        let Ok((s, _)) = l.accept().await else {
+                            continue;
+                        };
                         let (client, seen) = (client.clone(), seen2.clone());
                         tokio::spawn(async move {
                             let svc = hyper::service::service_fn(
@@ -124,9 +126,7 @@ impl Proxy {
                                             }
                                             Err(_) => hyper::Response::builder()
                                                 .status(502)
-                                                .body(Full::new(Bytes::from_static(
-                                                    b"CA down",
-                                                )))
+                                                .body(Full::new(Bytes::from_static(b"CA down")))
                                                 .expect("response"),
                                         };
                                         Ok::<_, std::convert::Infallible>(resp)
@@ -466,18 +466,22 @@ retry_max = "4s"
     // The CA goes away: attempts fail and are retried with backoff.
     ca.kill9();
     let before = count(&state(&state_file), "api", "successes");
-    wait_for("failed attempts while the CA is down", Duration::from_secs(60), || {
-        count(&state(&state_file), "api", "failures") >= 3
-    });
+    wait_for(
+        "failed attempts while the CA is down",
+        Duration::from_secs(60),
+        || count(&state(&state_file), "api", "failures") >= 3,
+    );
     assert_eq!(count(&state(&state_file), "api", "successes"), before);
     let s = state(&state_file);
     assert_eq!(s["api"]["last_result"], "failure", "{s}");
     // Back on the same port: the next retry (at most 4 s away) succeeds,
     // and renewals go on.
     let _ca = ca_on(dir, ca_port);
-    wait_for("renewals after the CA restart", Duration::from_secs(80), || {
-        count(&state(&state_file), "api", "successes") >= before + 2
-    });
+    wait_for(
+        "renewals after the CA restart",
+        Duration::from_secs(80),
+        || count(&state(&state_file), "api", "successes") >= before + 2,
+    );
     stop.store(true, Ordering::Relaxed);
     let (requests, handshakes, distinct) = watcher.join().expect("watcher passed");
     origin_stop.store(true, Ordering::Relaxed);
@@ -507,6 +511,12 @@ retry_max = "4s"
     );
     assert!(value("portcullis_agent_certificate_seconds_to_expiry{certificate=\"api\"}") > 0.0);
     assert!(value("portcullis_agent_last_success_timestamp_seconds{certificate=\"api\"}") > 0.0);
+
+    // status understands the gateway file's [agent] section.
+    let out = ok(portcullis(dir, &["agent", "status", "--config", "gw.toml"]));
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["certificates"][0]["subject"], "CN=api.acme.test", "{v}");
+    assert_eq!(v["certificates"][0]["expired"], false, "{v}");
 
     // Only CSRs ever went to the CA.
     let csrs = proxy.assert_only_csrs();
@@ -541,7 +551,11 @@ fn agent_once_status_hook_and_errors() {
     let dir = t.path();
     init_ca(dir);
     ca_config(dir);
-    write(dir, "svc-csr.json", r#"{"CN":"svc.acme.test","hosts":["svc.acme.test"]}"#);
+    write(
+        dir,
+        "svc-csr.json",
+        r#"{"CN":"svc.acme.test","hosts":["svc.acme.test"]}"#,
+    );
     let files = "key = \"out/svc-key.pem\"\ncert = \"out/svc.pem\"\nbundle = \"out/svc-bundle.pem\"\n\
                  [certificate.hook]\ncommand = [\"sh\", \"-c\", \"echo $PORTCULLIS_AGENT_CERTIFICATE >> hook.log\"]\n";
 
@@ -552,7 +566,10 @@ fn agent_once_status_hook_and_errors() {
         "metrics = \"nowhere\"\n[[certificate]]\nname = \"a b\"\ncsr = \"missing.json\"\n\
          remote = \"127.0.0.1:1\"\nauth_key = \"xyz\"\nrenew_at = 2.0\nbogus = 1\n",
     );
-    let err = fails(portcullis(dir, &["agent", "--config", "bad.toml", "--once"]));
+    let err = fails(portcullis(
+        dir,
+        &["agent", "--config", "bad.toml", "--once"],
+    ));
     assert!(err.contains("bogus"), "{err}");
     write(
         dir,
@@ -560,8 +577,18 @@ fn agent_once_status_hook_and_errors() {
         "metrics = \"nowhere\"\n[[certificate]]\nname = \"a b\"\ncsr = \"missing.json\"\n\
          remote = \"127.0.0.1:1\"\nauth_key = \"xyz\"\nrenew_at = 2.0\n",
     );
-    let err = fails(portcullis(dir, &["agent", "--config", "bad.toml", "--once"]));
-    for needle in ["metrics", "name must be", "missing.json", "not valid hex", "renew_at", "give key and cert"] {
+    let err = fails(portcullis(
+        dir,
+        &["agent", "--config", "bad.toml", "--once"],
+    ));
+    for needle in [
+        "metrics",
+        "name must be",
+        "missing.json",
+        "not valid hex",
+        "renew_at",
+        "give key and cert",
+    ] {
         assert!(err.contains(needle), "missing {needle:?} in {err}");
     }
 
@@ -578,13 +605,19 @@ fn agent_once_status_hook_and_errors() {
 
     // Wrong auth key: the CA refuses, exit 1, nothing written.
     agent_toml(dir, ca_port, "00112233445566778899aabbccddeeff", files);
-    let err = fails(portcullis(dir, &["agent", "--config", "agent.toml", "--once"]));
+    let err = fails(portcullis(
+        dir,
+        &["agent", "--config", "agent.toml", "--once"],
+    ));
     assert!(err.contains("refused"), "{err}");
     assert!(!dir.join("out/svc-key.pem").exists());
 
     // The right key: obtained, files in place, the hook ran.
     agent_toml(dir, ca_port, AUTH_KEY, files);
-    let out = ok(portcullis(dir, &["agent", "--config", "agent.toml", "--once"]));
+    let out = ok(portcullis(
+        dir,
+        &["agent", "--config", "agent.toml", "--once"],
+    ));
     let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
     assert_eq!(v["certificates"][0]["result"], "renewed", "{v}");
     let (key, cert) = (dir.join("out/svc-key.pem"), dir.join("out/svc.pem"));
@@ -601,11 +634,17 @@ fn agent_once_status_hook_and_errors() {
         "svc\n"
     );
     // Not due yet: nothing happens, exit 0.
-    let out = ok(portcullis(dir, &["agent", "--config", "agent.toml", "--once"]));
+    let out = ok(portcullis(
+        dir,
+        &["agent", "--config", "agent.toml", "--once"],
+    ));
     assert!(out.contains("\"not_due\""), "{out}");
     // --force: a new certificate with a new key.
     let (k1, _) = pubkeys(&key, &cert);
-    ok(portcullis(dir, &["agent", "--config", "agent.toml", "--once", "--force"]));
+    ok(portcullis(
+        dir,
+        &["agent", "--config", "agent.toml", "--once", "--force"],
+    ));
     let (k2, c2) = pubkeys(&key, &cert);
     assert_eq!(k2, c2);
     assert_ne!(k1, k2, "every issuance makes a fresh key");
@@ -618,7 +657,10 @@ fn agent_once_status_hook_and_errors() {
             .replace(AUTH_KEY, "env:NOT_SET_ANYWHERE"),
     )
     .expect("write");
-    let out = ok(portcullis(dir, &["agent", "status", "--config", "agent.toml"]));
+    let out = ok(portcullis(
+        dir,
+        &["agent", "status", "--config", "agent.toml"],
+    ));
     let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
     let c = &v["certificates"][0];
     assert_eq!(c["name"], "svc");
@@ -644,7 +686,10 @@ fn agent_in_memory_hands_out_over_a_unix_socket() {
     let ca_port = free_port();
     let _ca = ca_on(dir, ca_port);
     agent_toml(dir, ca_port, AUTH_KEY, "socket = \"svc.sock\"\n");
-    let err = fails(portcullis(dir, &["agent", "--config", "agent.toml", "--once"]));
+    let err = fails(portcullis(
+        dir,
+        &["agent", "--config", "agent.toml", "--once"],
+    ));
     assert!(err.contains("in-memory"), "{err}");
     let child = Command::new(bin())
         .args(["agent", "--config", "agent.toml"])
@@ -663,7 +708,10 @@ fn agent_in_memory_hands_out_over_a_unix_socket() {
             .is_ok()
             && text.contains("CERTIFICATE")
     });
-    let mode = std::fs::metadata(&sock).expect("socket").permissions().mode();
+    let mode = std::fs::metadata(&sock)
+        .expect("socket")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     let b = write(dir, "fetched.pem", &text);
     assert!(text.starts_with("-----BEGIN PRIVATE KEY-----"));
@@ -701,7 +749,10 @@ fn agent_killed_mid_write_never_leaves_a_mismatched_pair() {
         AUTH_KEY,
         "key = \"out/key.pem\"\ncert = \"out/cert.pem\"\nbundle = \"out/bundle.pem\"\n",
     );
-    ok(portcullis(dir, &["agent", "--config", "agent.toml", "--once"]));
+    ok(portcullis(
+        dir,
+        &["agent", "--config", "agent.toml", "--once"],
+    ));
     let (key, cert, bundle) = (
         dir.join("out/key.pem"),
         dir.join("out/cert.pem"),
@@ -729,7 +780,10 @@ fn agent_killed_mid_write_never_leaves_a_mismatched_pair() {
     // Some kills came after a switch, some before.
     assert!(serials.len() >= 2, "no kill landed after a renewal");
     // The agent still works, and left no stray generations behind.
-    ok(portcullis(dir, &["agent", "--config", "agent.toml", "--once", "--force"]));
+    ok(portcullis(
+        dir,
+        &["agent", "--config", "agent.toml", "--once", "--force"],
+    ));
     assert_pair(&key, &cert);
     let gens = std::fs::read_dir(dir.join("state/certs/svc"))
         .expect("dir")
