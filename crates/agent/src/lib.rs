@@ -262,9 +262,10 @@ impl Agent {
         out
     }
 
-    /// Binds the metrics listener and the in-memory sockets, then keeps
-    /// every certificate renewed until `shutdown` completes.
-    pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()>) -> Result<()> {
+    /// Binds the metrics listener and the in-memory sockets (an error here
+    /// is returned before anything runs), then spawns the renewal loops.
+    /// The tasks stop when the returned set is dropped.
+    pub async fn start(self: Arc<Self>) -> Result<tokio::task::JoinSet<()>> {
         let mut tasks = tokio::task::JoinSet::new();
         if let Some(addr) = self.cfg.metrics {
             let l = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
@@ -290,6 +291,13 @@ impl Agent {
         for i in 0..self.cfg.certificates.len() {
             tasks.spawn(self.clone().keep(i));
         }
+        Ok(tasks)
+    }
+
+    /// [`Agent::start`], then keeps every certificate renewed until
+    /// `shutdown` completes; removes the in-memory sockets on the way out.
+    pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()>) -> Result<()> {
+        let mut tasks = self.clone().start().await?;
         shutdown.await;
         tasks.abort_all();
         for c in &self.cfg.certificates {
@@ -336,7 +344,9 @@ impl Agent {
                 }
             };
             tokio::time::sleep(wait).await;
-            match self.renew(c).await {
+            let span =
+                tracing::info_span!("renewal", certificate = %c.name, attempt = failures + 1);
+            match tracing::Instrument::instrument(self.renew(c), span).await {
                 Ok(_) => failures = 0,
                 Err(_) => failures = failures.saturating_add(1),
             }

@@ -128,11 +128,12 @@ async fn start_agent(cfg: agent::config::AgentConfig) -> anyhow::Result<()> {
             missing.join("\n  - ")
         );
     }
+    let tasks = agent.start().await.context("agent")?;
     eprintln!("portcullis: agent keeping {n} certificates");
+    // The loops live as long as the process.
     tokio::spawn(async move {
-        if let Err(e) = agent.run(std::future::pending()).await {
-            eprintln!("portcullis: agent stopped: {e}");
-        }
+        let _tasks = tasks;
+        std::future::pending::<()>().await
     });
     Ok(())
 }

@@ -649,6 +649,30 @@ fn agent_once_status_hook_and_errors() {
     assert_eq!(k2, c2);
     assert_ne!(k1, k2, "every issuance makes a fresh key");
 
+    // A signal hook: the process named by the pidfile gets SIGTERM.
+    let mut sleeper = ChildGuard(Some(
+        Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .expect("spawn sleep"),
+    ));
+    write(dir, "svc.pid", &format!("{}\n", sleeper.pid()));
+    agent_toml(
+        dir,
+        ca_port,
+        AUTH_KEY,
+        "bundle = \"out/svc-bundle.pem\"\n[certificate.hook]\nsignal = \"TERM\"\npidfile = \"svc.pid\"\n",
+    );
+    ok(portcullis(
+        dir,
+        &["agent", "--config", "agent.toml", "--once", "--force"],
+    ));
+    let st = sleeper.0.take().expect("child").wait().expect("reap sleep");
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(st.signal(), Some(15), "{st}");
+    }
+
     // status: JSON from the state file, no secrets needed.
     std::fs::write(
         dir.join("agent.toml"),
@@ -667,7 +691,7 @@ fn agent_once_status_hook_and_errors() {
     assert_eq!(c["subject"], "CN=svc.acme.test", "{v}");
     assert_eq!(c["last_result"], "success");
     assert_eq!(c["expired"], false);
-    assert_eq!(c["successes"], 2);
+    assert_eq!(c["successes"], 3);
     assert_eq!(c["failures"], 2, "unreachable CA and wrong key: {v}");
     assert!(c["seconds_to_expiry"].as_i64().expect("number") > 0);
     assert!(c["not_after"].as_str().expect("time").ends_with('Z'));
