@@ -25,7 +25,8 @@ fn ca_config(dir: &Path) {
         &format!(
             r#"{{"signing":{{"default":{{"expiry":"168h"}},"profiles":{{
   "short":{{"usages":["signing","key encipherment","server auth","client auth"],
-            "expiry":"2m","auth_key":"k1"}}
+            "expiry":"2m","auth_key":"k1"}},
+  "tiny":{{"usages":["signing","server auth"],"expiry":"3s","auth_key":"k1"}}
 }}}},
 "auth_keys":{{"k1":{{"type":"standard","key":"{AUTH_KEY}"}}}}}}"#
         ),
@@ -695,6 +696,93 @@ fn agent_once_status_hook_and_errors() {
     assert_eq!(c["failures"], 2, "unreachable CA and wrong key: {v}");
     assert!(c["seconds_to_expiry"].as_i64().expect("number") > 0);
     assert!(c["not_after"].as_str().expect("time").ends_with('Z'));
+
+    // After expiry: authsign is authenticated by its HMAC, not by the
+    // current certificate, so an expired one is simply renewed.
+    std::fs::write(
+        dir.join("agent.toml"),
+        std::fs::read_to_string(dir.join("agent.toml"))
+            .expect("read")
+            .replace("env:NOT_SET_ANYWHERE", AUTH_KEY)
+            .replace("\"short\"", "\"tiny\""),
+    )
+    .expect("write");
+    ok(portcullis(
+        dir,
+        &["agent", "--config", "agent.toml", "--once", "--force"],
+    ));
+    std::thread::sleep(Duration::from_secs(4));
+    let out = ok(portcullis(
+        dir,
+        &["agent", "status", "--config", "agent.toml"],
+    ));
+    assert!(out.contains("\"expired\":true"), "{out}");
+    let out = ok(portcullis(
+        dir,
+        &["agent", "--config", "agent.toml", "--once"],
+    ));
+    assert!(out.contains("\"renewed\""), "{out}");
+}
+
+/// `portcullis serve` with an `[agent]` section: problems of the gateway
+/// and of the agent are listed together; a certificate the gateway needs
+/// and cannot get stops the start with the CA's error.
+#[test]
+fn serve_with_agent_refuses_bad_config_and_unreachable_ca() {
+    let t = tempdir();
+    let dir = t.path();
+    let https = free_port();
+    let nothing = free_port();
+    let gw = |agent_extra: &str, host: &str| {
+        format!(
+            r#"
+[server]
+https = "127.0.0.1:{https}"
+data_dir = "data"
+
+[[hostname]]
+name = "{host}"
+cert = "live/api.pem"
+key = "live/api-key.pem"
+origin = "http://127.0.0.1:1"
+
+[agent]
+[[agent.certificate]]
+name = "api"
+csr = {{ CN = "api.acme.test" }}
+remote = "http://127.0.0.1:{nothing}"
+auth_key = "{AUTH_KEY}"
+key = "live/api-key.pem"
+cert = "live/api.pem"
+{agent_extra}
+"#
+        )
+    };
+    write(
+        dir,
+        "gw.toml",
+        &gw("renew_at = 7\nsocket = \"x.sock\"", "not a name"),
+    );
+    let err = fails(portcullis(dir, &["serve", "--config", "gw.toml"]));
+    for needle in [
+        "not a DNS name",
+        "agent.certificate[0]",
+        "renew_at = 7",
+        "socket",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in {err}");
+    }
+    write(dir, "gw.toml", &gw("", "api.acme.test"));
+    let err = fails(portcullis(dir, &["serve", "--config", "gw.toml"]));
+    assert!(
+        err.contains("cannot obtain certificates the gateway needs"),
+        "{err}"
+    );
+    assert!(err.contains("api: cannot reach the CA"), "{err}");
+    assert!(
+        TcpStream::connect(("127.0.0.1", https)).is_err(),
+        "nothing bound"
+    );
 }
 
 /// In-memory mode: the key is never written; a local process fetches key
