@@ -904,3 +904,152 @@ fn agent_killed_mid_write_never_leaves_a_mismatched_pair() {
         .count();
     assert!(gens <= 2, "{gens} generations left");
 }
+
+/// An origin-pull identity from the agent: the gateway presents the
+/// certificate its in-process agent obtained to an nginx origin that
+/// requires a client certificate from the same CA.
+#[test]
+fn agent_gives_the_gateway_its_origin_pull_identity() {
+    need("nginx");
+    let t = tempdir();
+    let dir = t.path();
+    init_ca(dir);
+    ca_config(dir);
+    let ca_port = free_port();
+    let _ca = ca_on(dir, ca_port);
+    write(
+        dir,
+        "nginx-csr.json",
+        r#"{"CN":"origin","hosts":["127.0.0.1"]}"#,
+    );
+    ok(portcullis(
+        dir,
+        &[
+            "ca",
+            "gencert",
+            "nginx-csr.json",
+            "--ca",
+            "ca.pem",
+            "--ca-key",
+            "ca-key.pem",
+            "--config",
+            "config.json",
+            "--profile",
+            "short",
+            "--out",
+            "nginx",
+        ],
+    ));
+    let nginx_port = free_port();
+    let d = dir.display();
+    std::fs::create_dir_all(dir.join("nginx/logs")).expect("mkdir");
+    write(
+        dir,
+        "nginx/nginx.conf",
+        &format!(
+            r#"daemon off;
+master_process off;
+pid {d}/nginx/nginx.pid;
+error_log stderr info;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/nginx/body;
+  proxy_temp_path {d}/nginx/proxy;
+  fastcgi_temp_path {d}/nginx/fastcgi;
+  uwsgi_temp_path {d}/nginx/uwsgi;
+  scgi_temp_path {d}/nginx/scgi;
+  server {{
+    listen 127.0.0.1:{nginx_port} ssl;
+    ssl_certificate {d}/nginx.pem;
+    ssl_certificate_key {d}/nginx-key.pem;
+    ssl_client_certificate {d}/ca.pem;
+    ssl_verify_client on;
+    location / {{
+      default_type text/plain;
+      return 200 "verify=$ssl_client_verify dn=$ssl_client_s_dn\n";
+    }}
+  }}
+}}
+"#
+        ),
+    );
+    let child = Command::new("nginx")
+        .arg("-p")
+        .arg(dir.join("nginx"))
+        .arg("-c")
+        .arg(dir.join("nginx/nginx.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn nginx");
+    let mut nginx = ChildGuard(Some(child));
+    wait_port(nginx_port, &mut nginx);
+    let https = free_port();
+    write(
+        dir,
+        "gw.toml",
+        &format!(
+            r#"
+[server]
+https = "127.0.0.1:{https}"
+data_dir = "data"
+
+[[hostname]]
+name = "api.acme.test"
+cert = "live/api.pem"
+key = "live/api-key.pem"
+origin = "https://127.0.0.1:{nginx_port}"
+origin_ca = "ca.pem"
+origin_cert = "live/pull.pem"
+origin_key = "live/pull-key.pem"
+
+[agent]
+[[agent.certificate]]
+name = "api"
+csr = {{ CN = "api.acme.test", hosts = ["api.acme.test"] }}
+remote = "http://127.0.0.1:{ca_port}"
+profile = "short"
+auth_key = "{AUTH_KEY}"
+key = "live/api-key.pem"
+cert = "live/api.pem"
+
+[[agent.certificate]]
+name = "pull"
+csr = {{ CN = "gateway-pull.acme.test" }}
+remote = "http://127.0.0.1:{ca_port}"
+profile = "short"
+auth_key = "{AUTH_KEY}"
+key = "live/pull-key.pem"
+cert = "live/pull.pem"
+"#
+        ),
+    );
+    let gw = Command::new(bin())
+        .args(["serve", "--config", "gw.toml"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let mut gw = ChildGuard(Some(gw));
+    wait_port(https, &mut gw);
+    let out = Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(dir.join("ca.pem"))
+        .args([
+            "--resolve",
+            &format!("api.acme.test:{https}:127.0.0.1"),
+            &format!("https://api.acme.test:{https}/"),
+        ])
+        .output()
+        .expect("curl");
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{body} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(body.contains("verify=SUCCESS"), "{body}");
+    assert!(body.contains("CN=gateway-pull.acme.test"), "{body}");
+}
