@@ -125,6 +125,8 @@ impl Metrics {
     pub async fn serve(self: Arc<Self>, listener: tokio::net::TcpListener) {
         loop {
             let Ok((stream, peer)) = listener.accept().await else {
+                // Out of file descriptors and the like: do not spin.
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             };
             let me = self.clone();

@@ -62,6 +62,8 @@ fn is_socket(m: &std::fs::Metadata) -> bool {
 pub async fn serve(name: String, listener: tokio::net::UnixListener, slot: Slot) {
     loop {
         let Ok((mut stream, _)) = listener.accept().await else {
+            // Out of file descriptors and the like: do not spin.
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             continue;
         };
         let current = slot.read().ok().and_then(|s| s.clone());
