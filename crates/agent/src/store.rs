@@ -1,8 +1,9 @@
 //! Certificates on disk, switched atomically.
 //!
 //! Each issuance is written into a new *generation* directory
-//! `<state_dir>/certs/<name>/gen-…/` (`key.pem` 0600, `cert.pem`,
-//! `chain.pem`, `bundle.pem` 0600; every file fsynced, then the directory).
+//! `<state_dir>/certs/<name>/gen-…/` (`key.pem` 0600 and `bundle.pem` 0600
+//! when configured, `cert.pem`, `chain.pem`; every file fsynced, then the
+//! directory).
 //! A relative symbolic link `current` is then replaced by rename (atomic)
 //! to point at the new generation, and the directory fsynced. The
 //! configured paths (`key`, `cert`, `chain`, `bundle`) are symbolic links
@@ -200,7 +201,7 @@ pub fn current_obtained(dir: &Path) -> Option<std::time::SystemTime> {
 }
 
 /// Installs an issuance: new generation, `current` switched, configured
-/// paths linked, old generations removed (the previous one is kept).
+/// paths linked, older generations removed.
 pub fn install(dir: &Path, outputs: &FileOutputs, issued: &Issued) -> Result<()> {
     private_dir(dir)?;
     let dir = std::path::absolute(dir).map_err(|e| AgentError::io(dir, e))?;
@@ -211,29 +212,31 @@ pub fn install(dir: &Path, outputs: &FileOutputs, issued: &Issued) -> Result<()>
     let gen_name = format!("gen-{millis:016}-{}", unique());
     let gen = dir.join(&gen_name);
     private_dir(&gen)?;
-    create_file(&gen.join(KEY), issued.key_pem.as_bytes(), true)?;
-    pause();
+    // The key is written only where the configuration asks for it (as
+    // `key`, or inside `bundle`); the certificate always, the agent reads it.
+    if outputs.key.is_some() {
+        create_file(&gen.join(KEY), issued.key_pem.as_bytes(), true)?;
+        pause();
+    }
     create_file(&gen.join(CERT), issued.cert_pem.as_bytes(), false)?;
     pause();
     create_file(&gen.join(CHAIN), issued.chain_pem.as_bytes(), false)?;
-    create_file(&gen.join(BUNDLE), issued.bundle().as_bytes(), true)?;
+    if outputs.bundle.is_some() {
+        create_file(&gen.join(BUNDLE), issued.bundle().as_bytes(), true)?;
+    }
     sync_dir(&gen)?;
     pause();
-    let previous = std::fs::read_link(dir.join(CURRENT)).ok();
     swap_link(&dir.join(CURRENT), Path::new(&gen_name))?;
     pause();
     link_outputs(&dir, outputs)?;
     pause();
-    // Old generations: keep the previous one (a reader may have just
-    // resolved a path through it), remove the rest and any half-made one.
+    // Older generations (and any half-made one) go: one key on disk.
+    // Files a reader already opened stay readable until it closes them.
     if let Ok(rd) = std::fs::read_dir(&dir) {
         for e in rd.flatten() {
             let n = e.file_name();
             let n = n.to_string_lossy();
-            if n.starts_with("gen-")
-                && n != gen_name
-                && previous.as_deref() != Some(Path::new(n.as_ref()))
-            {
+            if n.starts_with("gen-") && n != gen_name {
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }
@@ -301,7 +304,7 @@ mod tests {
             .flatten()
             .filter(|e| e.file_name().to_string_lossy().starts_with("gen-"))
             .count();
-        assert_eq!(gens, 2, "current and previous generations are kept");
+        assert_eq!(gens, 1, "only the current generation is kept");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
