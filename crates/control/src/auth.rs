@@ -9,8 +9,8 @@
 use crate::error::ApiError;
 use crate::AppState;
 use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
 use store::{AccountId, Actor, ApiToken, Scope};
 
 /// The authenticated caller of a request.
@@ -70,7 +70,10 @@ impl Caller {
 
     /// For listings: the account to filter on, `None` meaning every
     /// account (operator tokens only).
-    pub fn account_filter(&self, requested: Option<AccountId>) -> Result<Option<AccountId>, ApiError> {
+    pub fn account_filter(
+        &self,
+        requested: Option<AccountId>,
+    ) -> Result<Option<AccountId>, ApiError> {
         match self.token.account_id {
             Some(_) => self.account(requested).map(Some),
             None => Ok(requested),

@@ -238,7 +238,8 @@ pub fn issue_with_key(
         .sign(&client_policy(hours)?, &req, now)
         .map_err(|e| ApiError::invalid("invalid_request", e.to_string()))?;
     let mut pw = [0u8; 18];
-    aws_lc_rs::rand::fill(&mut pw).map_err(|_| ApiError::internal("the system random source failed"))?;
+    aws_lc_rs::rand::fill(&mut pw)
+        .map_err(|_| ApiError::internal("the system random source failed"))?;
     let password = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pw);
     let p12 = pkcs12(&issued.der, ca.cert_der(), &key, &password)?;
     Ok(IssuedWithKey {
@@ -265,11 +266,7 @@ fn pkcs12(
     local_id.copy_from_slice(
         &aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, leaf).as_ref()[..20],
     );
-    let chain = PrivateKeyChain::new(
-        &*key.to_pkcs8_der(),
-        local_id,
-        [leaf_c, ca_c],
-    );
+    let chain = PrivateKeyChain::new(&*key.to_pkcs8_der(), local_id, [leaf_c, ca_c]);
     let mut ks = KeyStore::new();
     ks.add_entry("client", KeyStoreEntry::PrivateKeyChain(chain));
     let out = ks

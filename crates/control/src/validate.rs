@@ -46,7 +46,11 @@ pub struct CaBundle {
 impl CaBundle {
     /// The earliest expiry in the bundle (Unix seconds).
     pub fn not_after(&self) -> i64 {
-        self.certs.iter().map(|c| c.not_after_unix).min().unwrap_or(0)
+        self.certs
+            .iter()
+            .map(|c| c.not_after_unix)
+            .min()
+            .unwrap_or(0)
     }
 
     /// The SHA-256 fingerprint of the first certificate: the bundle's
@@ -163,10 +167,7 @@ fn ca_cert(der: &[u8], now: OffsetDateTime) -> Result<CaCertFacts, String> {
         self_signed: x.subject().as_raw() == x.issuer().as_raw(),
         subject,
         ski,
-        fingerprint_sha256: hex::encode(aws_lc_rs::digest::digest(
-            &aws_lc_rs::digest::SHA256,
-            der,
-        )),
+        fingerprint_sha256: hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der)),
         not_before: rfc3339(not_before),
         not_after: rfc3339(not_after),
         not_after_unix: not_after.unix_timestamp(),
@@ -357,14 +358,17 @@ pub fn cert_and_key(
         };
         let covered = sans.iter().any(|s| {
             s == name
-                || s.strip_prefix("*.").is_some_and(|base| {
-                    name.split_once('.').is_some_and(|(_, rest)| rest == base)
-                })
+                || s.strip_prefix("*.")
+                    .is_some_and(|base| name.split_once('.').is_some_and(|(_, rest)| rest == base))
         });
         if !covered {
             return Err(bad(format!(
                 "the certificate does not cover {name:?} (its DNS names: {})",
-                if sans.is_empty() { "none".to_owned() } else { sans.join(", ") }
+                if sans.is_empty() {
+                    "none".to_owned()
+                } else {
+                    sans.join(", ")
+                }
             )));
         }
     }
@@ -406,7 +410,9 @@ pub fn origin(url: &str) -> Result<(), ApiError> {
         return Err(bad("no host"));
     }
     if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
-        return Err(bad("no path or query is allowed (the request's path is kept)"));
+        return Err(bad(
+            "no path or query is allowed (the request's path is kept)",
+        ));
     }
     Ok(())
 }
@@ -417,7 +423,12 @@ mod tests {
 
     #[test]
     fn hostnames() {
-        for ok in ["api.acme.test", "a.b", "x-1.example.com", "xn--bcher-kva.example"] {
+        for ok in [
+            "api.acme.test",
+            "a.b",
+            "x-1.example.com",
+            "xn--bcher-kva.example",
+        ] {
             assert!(hostname(ok).is_ok(), "{ok}");
         }
         for bad in [

@@ -24,8 +24,7 @@ pub fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 }
 
 fn check_name(what: &str, name: &str) -> Result<(), ApiError> {
-    if name.trim().is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control)
-    {
+    if name.trim().is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(ApiError::invalid(
             "invalid_name",
             format!("{what} must be 1 to 100 printable characters"),
@@ -105,11 +104,7 @@ pub async fn list(State(st): S, caller: Caller, Q(q): Q<PageQ>) -> ApiResult<Jso
 }
 
 /// `GET /api/v1/accounts/{account_id}`.
-pub async fn get(
-    State(st): S,
-    caller: Caller,
-    P(id): P<AccountId>,
-) -> ApiResult<Json<Value>> {
+pub async fn get(State(st): S, caller: Caller, P(id): P<AccountId>) -> ApiResult<Json<Value>> {
     caller.require(Scope::Read)?;
     let id = caller.account(Some(id))?;
     let account = st.store.get_account(id).await?;
@@ -162,11 +157,7 @@ pub async fn update(
 
 /// `DELETE /api/v1/accounts/{account_id}` (operator): the account and
 /// everything it owns.
-pub async fn delete(
-    State(st): S,
-    caller: Caller,
-    P(id): P<AccountId>,
-) -> ApiResult<StatusCode> {
+pub async fn delete(State(st): S, caller: Caller, P(id): P<AccountId>) -> ApiResult<StatusCode> {
     caller.require_admin()?;
     st.store.delete_account(&caller.actor(), id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -78,10 +78,7 @@ pub async fn create(
         pem: bundle.pem,
         crl_pem: crl,
     };
-    let ca = st
-        .store
-        .create_ca(&caller.actor(), account, new)
-        .await?;
+    let ca = st.store.create_ca(&caller.actor(), account, new).await?;
     Ok((StatusCode::CREATED, Json(show(&ca)?)))
 }
 

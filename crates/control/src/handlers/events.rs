@@ -51,10 +51,7 @@ impl EventsQ {
             }
         }
         if self.limit.is_some_and(|l| l == 0 || l > 1000) {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                "limit is 1 to 1000",
-            ));
+            return Err(ApiError::bad_request("invalid_query", "limit is 1 to 1000"));
         }
         Ok(store::EventQuery {
             account_id: caller.account_filter(self.account_id)?,

@@ -211,7 +211,10 @@ pub async fn create(
             },
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(serde_json::to_value(h).map_err(ApiError::internal)?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::to_value(h).map_err(ApiError::internal)?),
+    ))
 }
 
 /// `GET /api/v1/hostnames/{name}`.

@@ -15,7 +15,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use store::{AccountId, Scope};
 
-async fn ca_and_key(st: &crate::AppState, account: AccountId) -> ApiResult<(String, store::Secret)> {
+async fn ca_and_key(
+    st: &crate::AppState,
+    account: AccountId,
+) -> ApiResult<(String, store::Secret)> {
     let ca = st.store.get_managed_ca(account).await?;
     let key = st.store.managed_ca_key(account).await?;
     Ok((ca.cert_pem, key))
@@ -199,7 +202,13 @@ pub async fn revoke(
     let crl = managed::crl(&cert, key_text(&key)?, &entries, number, t)?;
     let rec = st
         .store
-        .revoke_issued_cert(&caller.actor(), account, &cur.serial, reason.as_str(), Some(crl))
+        .revoke_issued_cert(
+            &caller.actor(),
+            account,
+            &cur.serial,
+            reason.as_str(),
+            Some(crl),
+        )
         .await?;
     Ok(Json(rec))
 }

@@ -69,11 +69,7 @@ pub fn object<T: serde::Serialize>(v: &T) -> Result<serde_json::Map<String, Valu
 
 /// `GET /api/v1/openapi.json` (no token needed).
 pub async fn openapi() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        crate::OPENAPI,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "application/json")], crate::OPENAPI).into_response()
 }
 
 /// `GET /api/v1/whoami`: the calling token.
