@@ -2,6 +2,7 @@
 
 pub mod ca;
 pub mod cert;
+pub mod control;
 pub mod demo;
 pub mod files;
 pub mod serve;

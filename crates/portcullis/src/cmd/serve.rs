@@ -64,9 +64,34 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(https = %local, hostnames = sites.len(), "gateway listening");
         eprintln!("portcullis: gateway listening on https://{local}");
         let gw = Gateway::with_options(sites, Some(access_log()), config.max_connections);
-        let admin = match config.admin {
+        // With a data dir, the control plane: store, operator token, and
+        // the management API next to /metrics on the admin listener.
+        let store = match &config.data_dir {
+            Some(dir) => {
+                let s = super::control::open_store(dir).await?;
+                super::control::bootstrap(&*s).await?;
+                Some(s)
+            }
             None => None,
-            Some(addr) => {
+        };
+        let admin = match (config.admin, store.clone()) {
+            (None, _) => None,
+            (Some(addr), Some(store)) => {
+                let l = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (server.admin)"))?;
+                let local = l.local_addr().context("local address")?;
+                eprintln!(
+                    "portcullis: management API on http://{local}/api/v1 (metrics on /metrics)"
+                );
+                let app = super::control::admin_router(store, gw.clone());
+                Some(tokio::spawn(async move {
+                    if let Err(e) = axum::serve(l, app).await {
+                        eprintln!("portcullis: admin listener stopped: {e}");
+                    }
+                }))
+            }
+            (Some(addr), None) => {
                 let l = tokio::net::TcpListener::bind(addr)
                     .await
                     .with_context(|| format!("cannot listen on {addr} (server.admin)"))?;

@@ -7,6 +7,7 @@ mod common;
 mod ca_bad_input;
 mod ca_crash;
 mod ca_interop;
+mod control;
 mod custody;
 mod gateway;
 mod gateway_hostile;
