@@ -4,6 +4,8 @@ pub mod ca;
 pub mod cert;
 pub mod demo;
 pub mod files;
+pub mod gateway;
+pub mod live;
 pub mod serve;
 pub mod verify;
 
