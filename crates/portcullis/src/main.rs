@@ -29,6 +29,9 @@ enum Command {
     /// Run the gateway: TLS on the configured hostnames, client-certificate
     /// checks, proxy to the origins (until SIGTERM or Ctrl-C).
     Serve(cmd::serve::ServeArgs),
+    /// Run a fleet node: the gateway with its hostnames from the PostgreSQL
+    /// store (`server.store`), live, and a local copy for when it is down.
+    Gateway(cmd::gateway::GatewayArgs),
     /// End-to-end demo in a temp dir: CA, client certs, origin and gateway on
     /// 127.0.0.1; exits 0 only if every outcome is the expected one.
     Demo(cmd::demo::DemoArgs),
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Command::Cert(c) => cmd::exit(cmd::cert::run(c)),
         Command::Verify(a) => cmd::verify::run(a),
         Command::Serve(a) => cmd::exit(cmd::serve::run(a)),
+        Command::Gateway(a) => cmd::exit(cmd::gateway::run(a)),
         Command::Demo(a) => match cmd::demo::run(a) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,

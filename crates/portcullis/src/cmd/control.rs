@@ -1,8 +1,7 @@
-//! The control plane inside `portcullis serve`: the store under the data
-//! dir, the bootstrap operator token, and the admin listener's router
-//! (management API under `/api/v1` plus `/metrics`).
+//! The control plane inside `portcullis serve` (the store is opened by
+//! `live.rs`): the bootstrap operator token, and the admin listener's
+//! router (management API under `/api/v1` plus `/metrics`).
 
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -10,29 +9,6 @@ use anyhow::Context as _;
 /// Environment variable that sets the first operator token (instead of a
 /// random one printed once). At least 32 characters.
 pub const ADMIN_TOKEN_ENV: &str = "PORTCULLIS_ADMIN_TOKEN";
-
-/// Opens (creating) the SQLite store `portcullis.db` under `data_dir`,
-/// with private keys sealed under `store.key` (made on first start, 0600).
-pub async fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn store::Store>> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let _ = std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700));
-    }
-    let key = store::load_or_create_key(&data_dir.join("store.key"))
-        .with_context(|| format!("store key in {}", data_dir.display()))?;
-    let options = store::StoreOptions {
-        secret_key: Some(key),
-        ..Default::default()
-    };
-    let db = data_dir.join("portcullis.db");
-    let s = store::open_sqlite(&db, options)
-        .await
-        .with_context(|| format!("cannot open the store {}", db.display()))?;
-    Ok(s)
-}
 
 /// Makes the first operator token when there is none: from
 /// `PORTCULLIS_ADMIN_TOKEN`, or random and printed once to stderr.

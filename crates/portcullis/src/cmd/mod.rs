@@ -5,6 +5,8 @@ pub mod cert;
 pub mod control;
 pub mod demo;
 pub mod files;
+pub mod gateway;
+pub mod live;
 pub mod serve;
 pub mod verify;
 

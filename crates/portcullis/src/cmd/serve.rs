@@ -4,6 +4,12 @@
 //! to the config file or a file it names, reloads the configuration (all or
 //! nothing). One JSON access-log line per request goes to stdout.
 //! `server.admin`, when set, serves `GET /metrics`.
+//!
+//! With `server.data_dir` (or `server.store`), hostnames also come from the
+//! control-plane store (SQLite `portcullis.db` in the data dir, or
+//! PostgreSQL) and follow it live (see `live.rs` and docs/store.md); the
+//! TOML file's hostnames win over store hostnames of the same name. The
+//! same loop, with `Role::Node`, is `portcullis gateway` (a fleet node).
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -34,9 +40,13 @@ pub fn load(path: &Path) -> anyhow::Result<(Config, Sites)> {
     Ok((config, sites))
 }
 
-/// One JSON line per request on stdout.
-fn access_log() -> gateway::AccessLog {
-    Box::new(|r| {
+/// One JSON line per request on stdout; and, with a store, the event of
+/// each report/enforce request (queued, never blocking the request).
+fn access_log(events: Option<super::live::EventSink>) -> gateway::AccessLog {
+    Box::new(move |r| {
+        if let Some(ev) = &events {
+            ev.record(r);
+        }
         let Ok(mut v) = serde_json::to_value(r) else {
             return;
         };
@@ -49,32 +59,111 @@ fn access_log() -> gateway::AccessLog {
     })
 }
 
+/// Which command runs the gateway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// `portcullis serve`: one machine; the store (SQLite under the data
+    /// dir, or `server.store`) must open at start.
+    Serve,
+    /// `portcullis gateway`: a fleet node on `server.store` (PostgreSQL);
+    /// starts from its local copy when PostgreSQL is down.
+    Node,
+}
+
 /// Runs the command.
 pub fn run(a: ServeArgs) -> anyhow::Result<()> {
+    run_role(&a.config, Role::Serve)
+}
+
+/// Runs the gateway in `role`.
+pub fn run_role(config_path: &Path, role: Role) -> anyhow::Result<()> {
+    let a = ServeArgs {
+        config: config_path.to_path_buf(),
+    };
     let (config, sites) = load(&a.config)?;
+    if role == Role::Node && config.store.is_none() {
+        anyhow::bail!(
+            "{}: a fleet node needs server.store = \"postgres://…\"",
+            a.config.display()
+        );
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("tokio runtime")?;
     rt.block_on(async move {
+        // The store: `serve` needs it now; a node may start without it.
+        let (store, pending) = match role {
+            Role::Serve => (super::live::open_store(&config).await?, None),
+            Role::Node => {
+                let fast = tokio::time::timeout(
+                    std::time::Duration::from_secs(5),
+                    super::live::open_store(&config),
+                )
+                .await;
+                match fast {
+                    Ok(Ok(s)) => (s, None),
+                    Ok(Err(e)) => {
+                        eprintln!("portcullis: store unavailable at start ({e:#}); serving the local copy");
+                        (None, Some(()))
+                    }
+                    Err(_) => {
+                        eprintln!("portcullis: store unavailable at start (timeout); serving the local copy");
+                        (None, Some(()))
+                    }
+                }
+            }
+        };
+        // `serve` with a store is also the control plane: the operator
+        // token, and the management API beside /metrics on the admin
+        // listener. A fleet node serves no API.
+        let api_store = match (&store, role) {
+            (Some(s), Role::Serve) => {
+                super::control::bootstrap(s.as_ref()).await?;
+                Some(s.clone())
+            }
+            _ => None,
+        };
+        let (store_tx, store_rx) = tokio::sync::oneshot::channel::<std::sync::Arc<dyn store::Store>>();
+        let events = if store.is_some() || pending.is_some() {
+            let now = store.clone();
+            Some(super::live::start_events(async move {
+                match now {
+                    Some(s) => Some(s),
+                    None => store_rx.await.ok(),
+                }
+            }))
+        } else {
+            None
+        };
         let listener = tokio::net::TcpListener::bind(config.https)
             .await
             .with_context(|| format!("cannot listen on {}", config.https))?;
         let local = listener.local_addr().context("local address")?;
-        tracing::info!(https = %local, hostnames = sites.len(), "gateway listening");
-        eprintln!("portcullis: gateway listening on https://{local}");
-        let gw = Gateway::with_options(sites, Some(access_log()), config.max_connections);
-        // With a data dir, the control plane: store, operator token, and
-        // the management API next to /metrics on the admin listener.
-        let store = match &config.data_dir {
-            Some(dir) => {
-                let s = super::control::open_store(dir).await?;
-                super::control::bootstrap(&*s).await?;
-                Some(s)
+        let gw = Gateway::with_options(Sites::default(), Some(access_log(events)), config.max_connections);
+        let layers = std::sync::Arc::new(super::live::Layers::default());
+        layers.set_file(&gw, sites);
+        let local_copy = if role == Role::Node { config.data_dir.as_deref() } else { None };
+        let mut follower = super::live::Follower::new(layers.clone(), gw.clone(), &config, local_copy)?;
+        match (store, pending) {
+            (Some(s), _) => {
+                follower
+                    .sync(s.as_ref())
+                    .await
+                    .context("cannot load the hostnames of the store")?;
+                tokio::spawn(follower.run(s));
             }
-            None => None,
-        };
-        let admin = match (config.admin, store.clone()) {
+            (None, Some(())) => {
+                let n = follower.load_local()?;
+                eprintln!("portcullis: serving {n} hostnames from the local snapshot copy");
+                tokio::spawn(super::live::follow_when_reachable(config.clone(), follower, store_tx));
+            }
+            (None, None) => drop(store_tx),
+        }
+        let hostnames = gw.sites().len();
+        tracing::info!(https = %local, hostnames, "gateway listening");
+        eprintln!("portcullis: gateway listening on https://{local}");
+        let admin = match (config.admin, api_store) {
             (None, _) => None,
             (Some(addr), Some(store)) => {
                 let l = tokio::net::TcpListener::bind(addr)
@@ -102,7 +191,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
                 ))
             }
         };
-        tokio::spawn(reload_loop(gw.clone(), a.config.clone(), config.clone()));
+        tokio::spawn(reload_loop(gw.clone(), layers, a.config.clone(), config.clone()));
         gw.serve(listener, shutdown_signal()).await;
         if let Some(a) = admin {
             a.abort();
@@ -145,7 +234,12 @@ const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 /// the reason printed) if not. Open connections are never dropped. The
 /// listen address and the connection limit cannot change without a
 /// restart.
-async fn reload_loop(gw: std::sync::Arc<Gateway>, path: PathBuf, running: Config) {
+async fn reload_loop(
+    gw: std::sync::Arc<Gateway>,
+    layers: std::sync::Arc<super::live::Layers>,
+    path: PathBuf,
+    running: Config,
+) {
     #[cfg(unix)]
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => Some(s),
@@ -207,7 +301,7 @@ async fn reload_loop(gw: std::sync::Arc<Gateway>, path: PathBuf, running: Config
                     );
                 }
                 let n = sites.len();
-                gw.replace_sites(sites);
+                layers.set_file(&gw, sites);
                 tracing::info!(hostnames = n, why, "configuration reloaded");
                 eprintln!("portcullis: configuration reloaded ({why}; {n} hostnames)");
                 let new_files = watched(&path, &config);

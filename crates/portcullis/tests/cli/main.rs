@@ -11,4 +11,5 @@ mod control;
 mod custody;
 mod gateway;
 mod gateway_hostile;
+mod store_live;
 mod verify;
