@@ -3,11 +3,8 @@
 //! admin listener, bad input as 4xx JSON that changes nothing, tenant
 //! isolation, and the store surviving a restart.
 //!
-//! The data-plane half of issue 5's end-to-end flow (requests through the
-//! gateway, events from `report`, `enforce` within 1 s, a managed-CA
-//! client certificate accepted then rejected after revocation, and a
-//! client certificate of B's CA never valid on A's hostname) needs the
-//! gateway to follow the store; it is added once that wiring is merged.
+//! `control_end_to_end_through_the_gateway` runs issue 5's whole flow
+//! through the API and the gateway (both with curl).
 
 use std::path::Path;
 use std::process::Command;
@@ -598,4 +595,340 @@ fn control_bootstrap_token_from_environment() {
         401,
         None,
     );
+}
+
+/// The Client-Cert-Status the origin saw (from the echoed request head).
+fn seen_status(body: &str) -> String {
+    crate::gateway::headers(body)
+        .get("client-cert-status")
+        .and_then(|v| v.first().cloned())
+        .unwrap_or_default()
+}
+
+/// Waits (bounded, 15 s) until `f` holds; returns how long it took.
+fn eventually(what: &str, mut f: impl FnMut() -> bool) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    loop {
+        if f() {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(15),
+            "{what}: not seen within 15 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+}
+
+/// Issue 5's end-to-end flow, every step through the API with curl and
+/// every verdict through the gateway with curl: account → CA → hostname →
+/// associate → report → requests → events → enforce → a managed-CA client
+/// certificate accepted → revoked → rejected; and the data-plane half of
+/// tenant isolation: a client certificate from B's CA is never valid on
+/// A's hostname, even when A uploads the same CA certificate (without
+/// associating it), and B's managed-CA certificates are not valid on A's
+/// hostname that trusts A's managed CA. Propagation times are printed.
+#[test]
+fn control_end_to_end_through_the_gateway() {
+    let admin = free_port();
+    let mut env = Env::start_with(|_, port, origin| {
+        format!(
+            "[server]\nhttps = \"127.0.0.1:{port}\"\nadmin = \"127.0.0.1:{admin}\"\ndata_dir = \"data\"\n\n[[hostname]]\nname = \"off.acme.test\"\ncert = \"server.pem\"\nkey = \"server-key.pem\"\norigin = \"http://127.0.0.1:{origin}\"\n"
+        )
+    });
+    wait_port(admin, &mut env.gw);
+    let root = printed_token(&env.log()).expect("operator token");
+    let dir = env.path().to_path_buf();
+    let mut tenants = Vec::new();
+    for name in ["acme", "globex"] {
+        let acc = want(
+            api(
+                admin,
+                "POST",
+                "/api/v1/accounts",
+                Some(&root),
+                Some(&json!({"name": name})),
+            ),
+            201,
+            None,
+        );
+        let id = acc["id"].as_i64().expect("id");
+        let t = want(
+            api(
+                admin,
+                "POST",
+                &format!("/api/v1/accounts/{id}/tokens"),
+                Some(&root),
+                Some(&json!({"name": "ci", "scopes": ["read", "write"]})),
+            ),
+            201,
+            None,
+        );
+        tenants.push(t["token"].as_str().expect("token").to_owned());
+    }
+    let (a, b) = (tenants[0].clone(), tenants[1].clone());
+    let origin = format!("http://127.0.0.1:{}", env.origin.port);
+    let server_pem = read(&dir.join("server.pem"));
+    let server_key = read(&dir.join("server-key.pem"));
+    let other_pem = read(&dir.join("other.pem"));
+
+    // A: its CA with its CRL (carol is revoked), and a copy of B's CA that
+    // it does not associate.
+    let ca_a = want(
+        api(admin, "POST", "/api/v1/cas", Some(&a), Some(&json!({"name": "acme", "certificates": read(&dir.join("ca.pem")), "crl": read(&dir.join("ca.crl"))}))),
+        201,
+        None,
+    )["id"]
+        .as_i64()
+        .expect("id");
+    want(
+        api(
+            admin,
+            "POST",
+            "/api/v1/cas",
+            Some(&a),
+            Some(&json!({"name": "copy-of-globex", "certificates": other_pem})),
+        ),
+        201,
+        None,
+    );
+    want(
+        api(
+            admin,
+            "POST",
+            "/api/v1/hostnames",
+            Some(&a),
+            Some(
+                &json!({"name": "report.acme.test", "origin": origin, "certificate": server_pem, "private_key": server_key}),
+            ),
+        ),
+        201,
+        None,
+    );
+    want(
+        api(
+            admin,
+            "PUT",
+            &format!("/api/v1/hostnames/report.acme.test/cas/{ca_a}"),
+            Some(&a),
+            None,
+        ),
+        200,
+        None,
+    );
+    want(
+        api(
+            admin,
+            "PATCH",
+            "/api/v1/hostnames/report.acme.test",
+            Some(&a),
+            Some(&json!({"mode": "report"})),
+        ),
+        200,
+        None,
+    );
+    // B: the other CA on its own hostname.
+    let ca_b = want(
+        api(
+            admin,
+            "POST",
+            "/api/v1/cas",
+            Some(&b),
+            Some(&json!({"name": "globex", "certificates": other_pem})),
+        ),
+        201,
+        None,
+    )["id"]
+        .as_i64()
+        .expect("id");
+    want(
+        api(
+            admin,
+            "POST",
+            "/api/v1/hostnames",
+            Some(&b),
+            Some(
+                &json!({"name": "enforce.acme.test", "origin": origin, "certificate": server_pem, "private_key": server_key, "mode": "report", "ca_ids": [ca_b]}),
+            ),
+        ),
+        201,
+        None,
+    );
+
+    let took = eventually("report hostname served", || {
+        let (code, _, body) = env.curl("report", Some("alice"), &[]);
+        code == 200 && seen_status(&body) == "valid"
+    });
+    eprintln!("control e2e: new hostname served in report mode after {took:?}");
+    let check = |host: &str, cert: Option<&str>, code: u16, status: &str| {
+        let (c, _, body) = env.curl(host, cert, &[]);
+        assert_eq!(c, code, "{host} with {cert:?}: {body}");
+        if !status.is_empty() {
+            assert_eq!(seen_status(&body), status, "{host} with {cert:?}: {body}");
+        }
+    };
+    check("report", Some("mallory"), 200, "invalid");
+    check("report", Some("carol"), 200, "invalid");
+    check("report", None, 200, "none");
+    eventually("B's hostname served", || {
+        env.curl("enforce", Some("mallory"), &[]).0 == 200
+    });
+    check("enforce", Some("mallory"), 200, "valid");
+    check("enforce", Some("alice"), 200, "invalid");
+
+    // Events show the report-mode verdicts, to A only.
+    eventually("events of A", || {
+        let v = want(
+            api(
+                admin,
+                "GET",
+                "/api/v1/events?hostname=report.acme.test",
+                Some(&a),
+                None,
+            ),
+            200,
+            None,
+        );
+        let items = v["items"].as_array().cloned().unwrap_or_default();
+        let has = |verdict: &str| items.iter().any(|e| e["verdict"] == verdict);
+        has("valid") && has("invalid") && has("none")
+    });
+    let v = want(
+        api(
+            admin,
+            "GET",
+            "/api/v1/events?verdict=invalid&hostname=report.acme.test",
+            Some(&a),
+            None,
+        ),
+        200,
+        None,
+    );
+    assert!(
+        v["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .all(|e| e["verdict"] == "invalid" && e["reason"].is_string()),
+        "{v}"
+    );
+    let v = want(
+        api(
+            admin,
+            "GET",
+            "/api/v1/events/counts?hostname=report.acme.test",
+            Some(&a),
+            None,
+        ),
+        200,
+        None,
+    );
+    assert!(!v["items"].as_array().expect("items").is_empty(), "{v}");
+    let v = want(
+        api(
+            admin,
+            "GET",
+            "/api/v1/events?hostname=report.acme.test",
+            Some(&b),
+            None,
+        ),
+        200,
+        None,
+    );
+    assert_eq!(v["items"], json!([]), "B sees A's events: {v}");
+
+    // Enforce: blocked (measured from the API answer).
+    want(
+        api(
+            admin,
+            "PATCH",
+            "/api/v1/hostnames/report.acme.test",
+            Some(&a),
+            Some(&json!({"mode": "enforce"})),
+        ),
+        200,
+        None,
+    );
+    let took = eventually("enforce applied", || env.curl("report", None, &[]).0 == 403);
+    eprintln!("control e2e: enforce applied after {took:?}");
+    check("report", Some("alice"), 200, "valid");
+    check("report", Some("mallory"), 403, "");
+    check("report", Some("carol"), 403, "");
+
+    // Managed CA: A's client certificate (key made by the server).
+    for (tok, name) in [(&a, "laptop"), (&b, "intruder")] {
+        let v = want(
+            api(
+                admin,
+                "POST",
+                "/api/v1/managed-ca/certificates",
+                Some(tok),
+                Some(&json!({"common_name": name})),
+            ),
+            201,
+            None,
+        );
+        write(
+            &dir,
+            &format!("{name}.pem"),
+            v["pem"].as_str().expect("pem"),
+        );
+        write(
+            &dir,
+            &format!("{name}-key.pem"),
+            v["private_key"].as_str().expect("key"),
+        );
+    }
+    check("report", Some("laptop"), 403, "");
+    want(
+        api(
+            admin,
+            "PATCH",
+            "/api/v1/hostnames/report.acme.test",
+            Some(&a),
+            Some(&json!({"trust_managed_ca": true})),
+        ),
+        200,
+        None,
+    );
+    let took = eventually("managed CA trusted", || {
+        env.curl("report", Some("laptop"), &[]).0 == 200
+    });
+    eprintln!("control e2e: managed-CA certificate accepted after {took:?}");
+    check("report", Some("intruder"), 403, "");
+    check("report", Some("mallory"), 403, "");
+    check("report", Some("alice"), 200, "valid");
+    // Revoke: rejected within seconds.
+    let laptop = want(
+        api(
+            admin,
+            "GET",
+            "/api/v1/managed-ca/certificates",
+            Some(&a),
+            None,
+        ),
+        200,
+        None,
+    )["items"][0]["serial"]
+        .as_str()
+        .expect("serial")
+        .to_owned();
+    want(
+        api(
+            admin,
+            "POST",
+            &format!("/api/v1/managed-ca/certificates/{laptop}/revoke"),
+            Some(&a),
+            Some(&json!({"reason": "keycompromise"})),
+        ),
+        200,
+        None,
+    );
+    let took = eventually("revocation applied", || {
+        env.curl("report", Some("laptop"), &[]).0 == 403
+    });
+    eprintln!("control e2e: revoked certificate rejected after {took:?}");
+    check("report", Some("alice"), 200, "valid");
+    // B's hostname is untouched by all of A's changes.
+    check("enforce", Some("mallory"), 200, "valid");
 }
