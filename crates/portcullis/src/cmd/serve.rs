@@ -10,6 +10,10 @@
 //! PostgreSQL) and follow it live (see `live.rs` and docs/store.md); the
 //! TOML file's hostnames win over store hostnames of the same name. The
 //! same loop, with `Role::Node`, is `portcullis gateway` (a fleet node).
+//! `serve` with a store is also the control plane: the management API
+//! (`/api/v1`, docs/control-api.md) is served on `server.admin` beside
+//! `/metrics`, and the first start makes an operator token (printed once,
+//! or `PORTCULLIS_ADMIN_TOKEN`).
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
