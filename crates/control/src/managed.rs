@@ -333,3 +333,93 @@ pub fn issue_server(
     let issued = ca.sign(&policy, &req, now).map_err(ApiError::internal)?;
     Ok((format!("{}{}", issued.pem, ca.cert_pem()), key.to_pem()))
 }
+
+/// Every revoked certificate of an account's managed CA, with the time and
+/// reason it was revoked (read from the store's issued-certificate list).
+pub async fn revoked_entries(
+    store: &dyn store::Store,
+    account: store::AccountId,
+) -> Result<Vec<RevokedEntry>, ApiError> {
+    use pki::revocation::RevocationReason;
+    let mut out = Vec::new();
+    let mut page = store::Page {
+        after_id: None,
+        limit: Some(1000),
+    };
+    loop {
+        let certs = store.list_issued_certs(account, page).await?;
+        let Some(last) = certs.last().map(|c| c.id) else {
+            break;
+        };
+        for c in &certs {
+            let Some(at) = c.revoked_at else { continue };
+            out.push(RevokedEntry {
+                serial: hex::decode(&c.serial).map_err(ApiError::internal)?,
+                revoked_at: OffsetDateTime::from_unix_timestamp(at).map_err(ApiError::internal)?,
+                reason: c
+                    .revocation_reason
+                    .as_deref()
+                    .and_then(|r| r.parse::<RevocationReason>().ok())
+                    .unwrap_or(RevocationReason::Unspecified),
+            });
+        }
+        page.after_id = Some(last);
+    }
+    Ok(out)
+}
+
+/// A CRL number that only grows: the time in milliseconds.
+pub fn crl_number(now: OffsetDateTime) -> u64 {
+    u64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+}
+
+/// Signs again the CRL of every managed CA whose published CRL is past
+/// half of its validity (or unreadable), so a CRL never expires under the
+/// gateways. Returns how many were renewed. `portcullis serve` runs it
+/// hourly.
+pub async fn refresh_crls(
+    store: &dyn store::Store,
+    now: OffsetDateTime,
+) -> Result<usize, ApiError> {
+    let mut renewed = 0;
+    let mut page = store::Page {
+        after_id: None,
+        limit: Some(1000),
+    };
+    loop {
+        let accounts = store.list_accounts(page).await?;
+        let Some(last) = accounts.last().map(|a| a.id) else {
+            break;
+        };
+        for a in &accounts {
+            let Ok(m) = store.get_managed_ca(a.id).await else {
+                continue;
+            };
+            let Some(crl_pem) = &m.crl_pem else { continue };
+            let due = pem::parse(crl_pem)
+                .ok()
+                .and_then(|p| {
+                    use x509_parser::prelude::FromDer as _;
+                    let der = p.into_contents();
+                    let (_, crl) =
+                        x509_parser::revocation_list::CertificateRevocationList::from_der(&der)
+                            .ok()?;
+                    crl.next_update().map(|t| t.to_datetime())
+                })
+                .is_none_or(|next| next - now < CRL_VALIDITY / 2);
+            if !due {
+                continue;
+            }
+            let entries = revoked_entries(store, a.id).await?;
+            let key = store.managed_ca_key(a.id).await?;
+            let key = std::str::from_utf8(key.expose()).map_err(ApiError::internal)?;
+            let crl = crl(&m.cert_pem, key, &entries, crl_number(now), now)?;
+            store
+                .set_managed_ca_crl(&store::Actor::System, a.id, crl)
+                .await?;
+            renewed += 1;
+        }
+        page.after_id = Some(last);
+    }
+    Ok(renewed)
+}

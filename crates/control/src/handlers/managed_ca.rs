@@ -182,24 +182,14 @@ pub async fn revoke(
         return Ok(Json(cur));
     }
     let t = now();
-    let mut entries = Vec::new();
-    for (s, at) in st.store.revoked_serials(account).await? {
-        entries.push(RevokedEntry {
-            serial: hex::decode(&s).map_err(ApiError::internal)?,
-            revoked_at: time::OffsetDateTime::from_unix_timestamp(at)
-                .map_err(ApiError::internal)?,
-            reason: RevocationReason::Unspecified,
-        });
-    }
+    let mut entries = managed::revoked_entries(st.store.as_ref(), account).await?;
     entries.push(RevokedEntry {
         serial: hex::decode(&cur.serial).map_err(ApiError::internal)?,
         revoked_at: t,
         reason,
     });
     let (cert, key) = ca_and_key(&st, account).await?;
-    // The CRL number only has to grow: the time in milliseconds does.
-    let number = u64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
-    let crl = managed::crl(&cert, key_text(&key)?, &entries, number, t)?;
+    let crl = managed::crl(&cert, key_text(&key)?, &entries, managed::crl_number(t), t)?;
     let rec = st
         .store
         .revoke_issued_cert(

@@ -151,6 +151,34 @@ async fn issue_list_revoke() {
     crl.verify_signature(ca_x.public_key())
         .expect("CRL signed by the managed CA");
 
+    // The CRL is signed again before it expires, still naming the serial.
+    let now = time::OffsetDateTime::now_utc();
+    assert_eq!(
+        control::managed::refresh_crls(api.store.as_ref(), now)
+            .await
+            .expect("refresh"),
+        0
+    );
+    let later = now + time::Duration::days(5);
+    assert_eq!(
+        control::managed::refresh_crls(api.store.as_ref(), later)
+            .await
+            .expect("refresh"),
+        1
+    );
+    let m2 = Api::expect(api.get("/api/v1/managed-ca", &tok).await, 200, None);
+    let der2 = pem::parse(m2["crl"].as_str().expect("crl"))
+        .expect("pem")
+        .into_contents();
+    let (_, crl2) =
+        x509_parser::revocation_list::CertificateRevocationList::from_der(&der2).expect("crl");
+    assert!(crl2.next_update().expect("next").to_datetime() > later);
+    let revoked2: Vec<String> = crl2
+        .iter_revoked_certificates()
+        .map(|r| hex::encode(r.raw_serial()))
+        .collect();
+    assert_eq!(revoked2, revoked);
+
     // Bad requests.
     for body in [
         json!({}),

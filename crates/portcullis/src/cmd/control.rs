@@ -54,3 +54,24 @@ pub fn admin_router(store: Arc<dyn store::Store>, gw: Arc<gateway::Gateway>) -> 
     );
     metrics.merge(control::router(control::AppState::new(store)))
 }
+
+/// How often the managed CAs' CRLs are checked (and signed again when
+/// past half their validity).
+const CRL_REFRESH: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Keeps the managed CAs' CRLs fresh, hourly, for as long as serve runs.
+pub fn spawn_crl_refresh(store: Arc<dyn store::Store>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(CRL_REFRESH);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = time::OffsetDateTime::now_utc();
+            match control::managed::refresh_crls(store.as_ref(), now).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(renewed = n, "managed CA CRLs signed again"),
+                Err(e) => tracing::warn!(error = %e, "managed CA CRL refresh failed"),
+            }
+        }
+    });
+}

@@ -124,6 +124,7 @@ pub fn run_role(config_path: &Path, role: Role) -> anyhow::Result<()> {
         let api_store = match (&store, role) {
             (Some(s), Role::Serve) => {
                 super::control::bootstrap(s.as_ref()).await?;
+                super::control::spawn_crl_refresh(s.clone());
                 Some(s.clone())
             }
             _ => None,
