@@ -101,8 +101,16 @@ async fn bad_cas_are_refused_and_change_nothing() {
 }
 
 #[tokio::test]
-async fn bad_hostnames_are_refused_and_change_nothing() {
-    let api = Api::new().await;
+async fn bad_hostnames_are_refused_and_change_nothing_sqlite() {
+    bad_hostnames(Api::new().await).await;
+}
+
+#[tokio::test]
+async fn bad_hostnames_are_refused_and_change_nothing_postgres() {
+    bad_hostnames(Api::postgres().await).await;
+}
+
+async fn bad_hostnames(api: Api) {
     let (_, a) = api.tenant("acme").await;
     let (_, b) = api.tenant("globex").await;
     Api::expect(

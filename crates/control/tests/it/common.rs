@@ -14,9 +14,12 @@ pub struct Api {
     pub router: axum::Router,
     pub admin: String,
     _dir: tempfile::TempDir,
+    /// PostgreSQL URL and schema, dropped with the `Api`.
+    pg: Option<(String, String)>,
 }
 
 impl Api {
+    /// On a fresh SQLite file.
     pub async fn new() -> Api {
         let dir = tempfile::tempdir().expect("tempdir");
         let store: Arc<dyn store::Store> = store::open_sqlite(
@@ -25,6 +28,39 @@ impl Api {
         )
         .await
         .expect("open store");
+        Self::over(store, dir).await
+    }
+
+    /// On a fresh schema of the test PostgreSQL (`PORTCULLIS_TEST_PG`,
+    /// default `postgres://postgres@127.0.0.1:5432/test`, which
+    /// scripts/install-test-deps.sh provides).
+    pub async fn postgres() -> Api {
+        let url = std::env::var("PORTCULLIS_TEST_PG")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let schema = format!(
+            "control_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        );
+        let opts = store::StoreOptions {
+            pg_schema: Some(schema.clone()),
+            ..store::StoreOptions::default()
+        };
+        let store: Arc<dyn store::Store> = match store::open_postgres(&url, opts).await {
+            Ok(s) => s,
+            Err(e) => panic!(
+                "PostgreSQL is not reachable at {url} ({e}); run scripts/install-test-deps.sh or set PORTCULLIS_TEST_PG"
+            ),
+        };
+        let mut api = Self::over(store, tempfile::tempdir().expect("tempdir")).await;
+        api.pg = Some((url, schema));
+        api
+    }
+
+    async fn over(store: Arc<dyn store::Store>, dir: tempfile::TempDir) -> Api {
         let admin = control::bootstrap_admin(&*store, None)
             .await
             .expect("bootstrap")
@@ -40,6 +76,7 @@ impl Api {
             router,
             admin: admin.expose().to_owned(),
             _dir: dir,
+            pg: None,
         }
     }
 
@@ -154,6 +191,32 @@ impl Api {
             None,
         );
         v["items"].as_array().map_or(0, Vec::len)
+    }
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        let Some((url, schema)) = self.pg.take() else {
+            return;
+        };
+        // On a thread of its own: we are inside the test's runtime.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok((c, conn)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+                    tokio::spawn(conn);
+                    let _ = c
+                        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                        .await;
+                }
+            });
+        })
+        .join();
     }
 }
 

@@ -167,8 +167,16 @@ async fn accounts_and_tokens_crud() {
 }
 
 #[tokio::test]
-async fn cas_crud_limit_crl_and_cascade() {
-    let api = Api::new().await;
+async fn cas_crud_limit_crl_and_cascade_sqlite() {
+    cas_crud(Api::new().await).await;
+}
+
+#[tokio::test]
+async fn cas_crud_limit_crl_and_cascade_postgres() {
+    cas_crud(Api::postgres().await).await;
+}
+
+async fn cas_crud(api: Api) {
     let (_, tok) = api.tenant("acme").await;
     let root = ca("Acme Root");
     let inter = intermediate("Acme Issuing", &root);

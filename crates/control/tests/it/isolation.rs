@@ -10,8 +10,16 @@ use axum::http::Method;
 use serde_json::{json, Value};
 
 #[tokio::test]
-async fn account_a_cannot_read_or_change_account_b() {
-    let api = Api::new().await;
+async fn account_a_cannot_read_or_change_account_b_sqlite() {
+    matrix(Api::new().await).await;
+}
+
+#[tokio::test]
+async fn account_a_cannot_read_or_change_account_b_postgres() {
+    matrix(Api::postgres().await).await;
+}
+
+async fn matrix(api: Api) {
     let (a_id, a) = api.tenant("acme").await;
     let (b_id, b) = api.tenant("globex").await;
     // B's objects.
