@@ -25,14 +25,18 @@ use gateway::snapshot::{CaSource, SiteBuilder, SiteSource};
 use gateway::{Gateway, Site, Sites};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use store::{
-    Actor, Changes, HostnameUpdate, MtlsMode, NewAccount, NewCa, NewHostname, Secret,
-    SnapshotData, Store, StoreOptions,
+    Actor, Changes, HostnameUpdate, MtlsMode, NewAccount, NewCa, NewHostname, Secret, SnapshotData,
+    Store, StoreOptions,
 };
 
 fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+        })
         .map_or(0, |pages| pages * 4096)
 }
 
@@ -123,7 +127,9 @@ async fn open(a: &Args, dir: &std::path::Path, schema: &str) -> Arc<dyn Store> {
         ..StoreOptions::default()
     };
     let r: store::Result<Arc<dyn Store>> = if a.backend == "postgres" {
-        store::open_postgres(&a.pg, opts).await.map(|s| s as Arc<dyn Store>)
+        store::open_postgres(&a.pg, opts)
+            .await
+            .map(|s| s as Arc<dyn Store>)
     } else {
         store::open_sqlite(&dir.join("store.db"), opts)
             .await
@@ -159,7 +165,13 @@ async fn main() {
 
     let actor = Actor::System;
     let acc = writer
-        .create_account(&actor, NewAccount { name: "bench".into(), ca_limit: None })
+        .create_account(
+            &actor,
+            NewAccount {
+                name: "bench".into(),
+                ca_limit: None,
+            },
+        )
         .await
         .expect("account");
     let ca = writer
@@ -177,7 +189,9 @@ async fn main() {
         .await
         .expect("ca");
     let t = Instant::now();
-    let names: Vec<String> = (0..a.hostnames).map(|i| format!("h{i}.bench.test")).collect();
+    let names: Vec<String> = (0..a.hostnames)
+        .map(|i| format!("h{i}.bench.test"))
+        .collect();
     for chunk in names.chunks(10_000) {
         let batch = chunk
             .iter()
@@ -191,7 +205,10 @@ async fn main() {
                 ..NewHostname::default()
             })
             .collect();
-        writer.create_hostnames(&actor, acc.id, batch).await.expect("import");
+        writer
+            .create_hostnames(&actor, acc.id, batch)
+            .await
+            .expect("import");
     }
     let import_s = t.elapsed().as_secs_f64();
 
@@ -266,11 +283,27 @@ async fn main() {
     let mut times = Vec::with_capacity(a.changes);
     for i in 0..a.changes {
         let name = &names[(i * 7919) % a.hostnames];
-        let h = writer.find_hostname(name).await.expect("find").expect("exists");
-        let to = if h.mode == MtlsMode::Enforce { MtlsMode::Report } else { MtlsMode::Enforce };
+        let h = writer
+            .find_hostname(name)
+            .await
+            .expect("find")
+            .expect("exists");
+        let to = if h.mode == MtlsMode::Enforce {
+            MtlsMode::Report
+        } else {
+            MtlsMode::Enforce
+        };
         let t = Instant::now();
         writer
-            .update_hostname(&actor, acc.id, h.id, HostnameUpdate { mode: Some(to), ..HostnameUpdate::default() })
+            .update_hostname(
+                &actor,
+                acc.id,
+                h.id,
+                HostnameUpdate {
+                    mode: Some(to),
+                    ..HostnameUpdate::default()
+                },
+            )
             .await
             .expect("update");
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -306,7 +339,9 @@ async fn main() {
         drop(writer);
         if let Ok((c, conn)) = tokio_postgres_cleanup(&a.pg).await {
             tokio::spawn(conn);
-            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).await;
+            let _ = c
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                .await;
         }
     }
 }

@@ -530,7 +530,10 @@ impl Store for SqlStore {
     ) -> Result<u64> {
         let actor = actor.clone();
         let s = self.sealer.clone();
-        run!(self, true, |tx| ops::create_hostnames(tx, &actor, account, &new, &s).await)
+        run!(self, true, |tx| ops::create_hostnames(
+            tx, &actor, account, &new, &s
+        )
+        .await)
     }
     async fn get_hostname(&self, account: AccountId, id: HostnameId) -> Result<Hostname> {
         run!(self, false, |tx| ops::get_hostname(tx, account, id).await)

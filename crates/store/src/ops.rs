@@ -1738,7 +1738,9 @@ pub(crate) async fn create_hostnames(
         non_empty("certificate", &h.cert_pem)?;
         non_empty("origin", &h.origin)?;
         if h.key_pem.expose().is_empty() {
-            return Err(StoreError::Invalid(format!("{name}: key must not be empty")));
+            return Err(StoreError::Invalid(format!(
+                "{name}: key must not be empty"
+            )));
         }
         if !names.insert(name.clone()) {
             return Err(StoreError::Conflict {
@@ -1848,8 +1850,10 @@ pub(crate) async fn create_hostnames(
         )
         .await?;
     }
-    tx.bumped
-        .store(u64::try_from(v).unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+    tx.bumped.store(
+        u64::try_from(v).unwrap_or(0),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     audit(
         tx,
         actor,
