@@ -159,6 +159,15 @@ pub trait Store: Send + Sync + 'static {
         account: AccountId,
         new: NewHostname,
     ) -> Result<Hostname>;
+    /// Imports many hostnames in one transaction (all or nothing, one
+    /// version); the number created. A name already taken is a
+    /// [`StoreError::Conflict`].
+    async fn create_hostnames(
+        &self,
+        actor: &Actor,
+        account: AccountId,
+        new: Vec<NewHostname>,
+    ) -> Result<u64>;
     /// One hostname.
     async fn get_hostname(&self, account: AccountId, id: HostnameId) -> Result<Hostname>;
     /// A hostname by name, any account (for operators and the gateway).
@@ -509,6 +518,19 @@ impl Store for SqlStore {
         let actor = actor.clone();
         let s = self.sealer.clone();
         run!(self, true, |tx| ops::create_hostname(
+            tx, &actor, account, &new, &s
+        )
+        .await)
+    }
+    async fn create_hostnames(
+        &self,
+        actor: &Actor,
+        account: AccountId,
+        new: Vec<NewHostname>,
+    ) -> Result<u64> {
+        let actor = actor.clone();
+        let s = self.sealer.clone();
+        run!(self, true, |tx| ops::create_hostnames(
             tx, &actor, account, &new, &s
         )
         .await)

@@ -1717,3 +1717,151 @@ pub(crate) async fn snapshot(
         .collect();
     Ok(data)
 }
+
+/// Many hostnames in one transaction (an import): multi-row statements,
+/// one version bump, one audit entry. All or nothing.
+pub(crate) async fn create_hostnames(
+    tx: &mut Tx<'_>,
+    actor: &Actor,
+    account: AccountId,
+    new: &[NewHostname],
+    sealer: &Sealer,
+) -> Result<u64> {
+    const CHUNK: usize = 400;
+    get_account(tx, account).await?;
+    let mut all_cas: BTreeSet<CaId> = BTreeSet::new();
+    let mut pulls: BTreeSet<OriginPullId> = BTreeSet::new();
+    let mut names = BTreeSet::new();
+    for h in new {
+        let name = h.name.trim().to_ascii_lowercase();
+        non_empty("hostname", &name)?;
+        non_empty("certificate", &h.cert_pem)?;
+        non_empty("origin", &h.origin)?;
+        if h.key_pem.expose().is_empty() {
+            return Err(StoreError::Invalid(format!(
+                "{name}: key must not be empty"
+            )));
+        }
+        if !names.insert(name.clone()) {
+            return Err(StoreError::Conflict {
+                kind: "hostname",
+                name,
+            });
+        }
+        all_cas.extend(h.ca_ids.iter().copied());
+        pulls.extend(h.origin_pull_id);
+    }
+    for ca in &all_cas {
+        check_refs(tx, account, &[*ca], None).await?;
+    }
+    for p in &pulls {
+        check_refs(tx, account, &[], Some(*p)).await?;
+    }
+    let t = now();
+    let mut created: Vec<String> = Vec::with_capacity(new.len());
+    for chunk in new.chunks(CHUNK) {
+        let mut sql = String::from(
+            "INSERT INTO hostnames (account_id, name, cert_pem, key_sealed, origin, mode, block, \
+             headers, trust_managed_ca, origin_pull_id, created_at, updated_at) VALUES ",
+        );
+        let mut params = Vec::with_capacity(chunk.len() * 12);
+        for (i, h) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            let b = params.len();
+            sql.push('(');
+            for k in 1..=12 {
+                if k > 1 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!("?{}", b + k));
+            }
+            sql.push(')');
+            params.extend([
+                Value::Int(account),
+                h.name.trim().to_ascii_lowercase().into(),
+                (&h.cert_pem).into(),
+                sealer.seal(&h.key_pem, "hostname")?.into(),
+                (&h.origin).into(),
+                h.mode.as_str().into(),
+                json_text(&h.block)?.into(),
+                json_text(&h.headers)?.into(),
+                h.trust_managed_ca.into(),
+                h.origin_pull_id.into(),
+                Value::Int(t),
+                Value::Int(t),
+            ]);
+        }
+        sql.push_str(" RETURNING id, name");
+        let rows = tx.query(&sql, &params).await?;
+        let ids: BTreeMap<String, HostnameId> = rows
+            .into_iter()
+            .map(|mut r| Ok((r.text(1)?, r.i64(0)?)))
+            .collect::<Result<_>>()?;
+        let mut assoc = Vec::new();
+        for h in chunk {
+            let name = h.name.trim().to_ascii_lowercase();
+            let id = *ids
+                .get(&name)
+                .ok_or_else(|| StoreError::Internal("bulk insert lost a row".into()))?;
+            for ca in h.ca_ids.iter().collect::<BTreeSet<_>>() {
+                assoc.push(Value::Int(id));
+                assoc.push(Value::Int(*ca));
+            }
+            created.push(name);
+        }
+        for pairs in assoc.chunks(2 * CHUNK) {
+            let mut sql = String::from("INSERT INTO hostname_cas (hostname_id, ca_id) VALUES ");
+            for i in 0..pairs.len() / 2 {
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!("(?{}, ?{})", 2 * i + 1, 2 * i + 2));
+            }
+            tx.exec(&sql, pairs).await?;
+        }
+    }
+    // One version for the whole import.
+    let v = tx
+        .query_one(
+            "UPDATE config_version SET version = version + 1 WHERE id = 1 RETURNING version",
+            &[],
+        )
+        .await?
+        .i64(0)?;
+    for chunk in created.chunks(CHUNK) {
+        let mut sql = String::from("INSERT INTO config_changes (version, hostname) VALUES ");
+        let mut params = Vec::with_capacity(chunk.len() * 2);
+        for (i, n) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("(?{}, ?{})", 2 * i + 1, 2 * i + 2));
+            params.push(Value::Int(v));
+            params.push(n.into());
+        }
+        tx.exec(&sql, &params).await?;
+    }
+    if tx.dialect() == Dialect::Postgres {
+        tx.exec(
+            "SELECT pg_notify(?1, ?2)",
+            &[NOTIFY_CHANNEL.into(), v.to_string().into()],
+        )
+        .await?;
+    }
+    tx.bumped.store(
+        u64::try_from(v).unwrap_or(0),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    audit(
+        tx,
+        actor,
+        Some(account),
+        "hostname.import",
+        &format!("account:{account}"),
+        json!({"count": created.len()}),
+    )
+    .await?;
+    Ok(created.len() as u64)
+}

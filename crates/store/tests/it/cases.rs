@@ -970,3 +970,61 @@ pub async fn keys_are_sealed_at_rest(db: &Db) {
         .iter()
         .all(|k| k.starts_with(b"pcs1:plain:")));
 }
+
+pub async fn bulk_import_is_one_version_and_all_or_nothing(db: &Db) {
+    let s = db.store.as_ref();
+    let a = account(s, "saas").await;
+    let ca = s.create_ca(&sys(), a.id, new_ca("root")).await.expect("ca");
+    let v0 = s.config_version().await.expect("v0");
+    let many: Vec<NewHostname> = (0..1000)
+        .map(|i| {
+            new_host(
+                &format!("c{i}.saas.test"),
+                if i % 2 == 0 { vec![ca.id] } else { vec![] },
+            )
+        })
+        .collect();
+    assert_eq!(
+        s.create_hostnames(&sys(), a.id, many)
+            .await
+            .expect("import"),
+        1000
+    );
+    assert_eq!(s.config_version().await.expect("v"), v0 + 1);
+    match s.changes_since(v0).await.expect("changes") {
+        Changes::Hostnames { names, .. } => assert_eq!(names.len(), 1000),
+        other => panic!("{other:?}"),
+    }
+    let snap = s.snapshot(None).await.expect("snapshot");
+    assert_eq!(snap.hostnames.len(), 1000);
+    assert_eq!(
+        snap.hostnames
+            .iter()
+            .filter(|h| !h.trust.is_empty())
+            .count(),
+        500
+    );
+    // One taken name fails the whole import.
+    let again = vec![
+        new_host("new.saas.test", vec![]),
+        new_host("c5.saas.test", vec![]),
+    ];
+    assert!(matches!(
+        s.create_hostnames(&sys(), a.id, again).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert!(s
+        .find_hostname("new.saas.test")
+        .await
+        .expect("find")
+        .is_none());
+    assert_eq!(s.config_version().await.expect("v"), v0 + 1);
+    // Another account's CA is refused.
+    let b = account(s, "other").await;
+    let b_ca = s.create_ca(&sys(), b.id, new_ca("b")).await.expect("b ca");
+    assert!(matches!(
+        s.create_hostnames(&sys(), a.id, vec![new_host("x.saas.test", vec![b_ca.id])])
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+}

@@ -45,4 +45,5 @@ both!(
     rejected_change_changes_nothing,
     reopen_keeps_data_and_migrations_are_idempotent,
     keys_are_sealed_at_rest,
+    bulk_import_is_one_version_and_all_or_nothing,
 );
