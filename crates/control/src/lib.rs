@@ -109,6 +109,9 @@ fn build() -> Routes {
     };
     let r = route!(r, GET "/api/v1/openapi.json" => openapi);
     let r = route!(r, GET "/api/v1/whoami" => whoami);
+    let r = route!(r, GET "/api/v1/tokens" => accounts::list_operator_tokens);
+    let r = route!(r, POST "/api/v1/tokens" => accounts::create_operator_token);
+    let r = route!(r, DELETE "/api/v1/tokens/{token_id}" => accounts::delete_operator_token);
     let r = route!(r, GET "/api/v1/accounts" => accounts::list);
     let r = route!(r, POST "/api/v1/accounts" => accounts::create);
     let r = route!(r, GET "/api/v1/accounts/{account_id}" => accounts::get);

@@ -270,3 +270,73 @@ pub async fn delete_token(
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// `GET /api/v1/tokens`: the operator tokens (operator).
+pub async fn list_operator_tokens(State(st): S, caller: Caller) -> ApiResult<Json<Value>> {
+    caller.require_admin()?;
+    Ok(items(st.store.list_tokens(None).await?))
+}
+
+/// Body of `POST /api/v1/tokens`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOperatorToken {
+    name: String,
+    #[serde(default)]
+    expires_at: Option<i64>,
+}
+
+/// `POST /api/v1/tokens`: another operator token (scope `admin`), its
+/// secret in this answer only (to rotate the bootstrap token).
+pub async fn create_operator_token(
+    State(st): S,
+    caller: Caller,
+    StrictJson(b): StrictJson<CreateOperatorToken>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require_admin()?;
+    check_name("name", &b.name)?;
+    if b.expires_at.is_some_and(|t| t <= now().unix_timestamp()) {
+        return Err(ApiError::invalid(
+            "invalid_expiry",
+            "expires_at is in the past",
+        ));
+    }
+    let (token, secret) = st
+        .store
+        .create_token(
+            &caller.actor(),
+            store::NewToken {
+                account_id: None,
+                name: b.name,
+                scopes: vec![Scope::Admin],
+                expires_at: b.expires_at,
+                secret: None,
+            },
+        )
+        .await?;
+    let mut out = object(&token)?;
+    out.insert("token".into(), Value::from(secret.expose()));
+    Ok((StatusCode::CREATED, Json(Value::Object(out))))
+}
+
+/// `DELETE /api/v1/tokens/{token_id}`: an operator token (never the last
+/// one: that would lock every operator out).
+pub async fn delete_operator_token(
+    State(st): S,
+    caller: Caller,
+    P(id): P<TokenId>,
+) -> ApiResult<StatusCode> {
+    caller.require_admin()?;
+    let ops = st.store.list_tokens(None).await?;
+    if !ops.iter().any(|t| t.id == id) {
+        return Err(ApiError::not_found("token"));
+    }
+    if ops.len() <= 1 {
+        return Err(ApiError::conflict(
+            "last_operator_token",
+            "this is the last operator token; create another one first",
+        ));
+    }
+    st.store.delete_token(&caller.actor(), None, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

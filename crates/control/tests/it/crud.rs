@@ -676,3 +676,73 @@ async fn events_and_counts_are_filtered() {
         Some("invalid_query"),
     );
 }
+
+#[tokio::test]
+async fn operator_tokens_rotate_but_never_the_last() {
+    let api = Api::new().await;
+    let (_, tok) = api.tenant("acme").await;
+    let v = Api::expect(api.get("/api/v1/tokens", &api.admin).await, 200, None);
+    let items = v["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1);
+    let boot = items[0]["id"].as_i64().expect("id");
+    // Not for account tokens.
+    Api::expect(
+        api.get("/api/v1/tokens", &tok).await,
+        403,
+        Some("forbidden"),
+    );
+    Api::expect(
+        api.post("/api/v1/tokens", &tok, json!({"name": "x"})).await,
+        403,
+        Some("forbidden"),
+    );
+    // The last one cannot go.
+    Api::expect(
+        api.call(
+            Method::DELETE,
+            &format!("/api/v1/tokens/{boot}"),
+            &api.admin,
+            None,
+        )
+        .await,
+        409,
+        Some("last_operator_token"),
+    );
+    // Rotate: a new one, then the bootstrap token is deleted with it.
+    let v = Api::expect(
+        api.post("/api/v1/tokens", &api.admin, json!({"name": "ops-2"}))
+            .await,
+        201,
+        None,
+    );
+    let new = v["token"].as_str().expect("secret").to_owned();
+    assert_eq!(v["scopes"], json!(["admin"]));
+    Api::expect(
+        api.call(
+            Method::DELETE,
+            &format!("/api/v1/tokens/{boot}"),
+            &new,
+            None,
+        )
+        .await,
+        204,
+        None,
+    );
+    Api::expect(api.get("/api/v1/whoami", &api.admin).await, 401, None);
+    Api::expect(api.get("/api/v1/accounts", &new).await, 200, None);
+    // Account tokens are not operator tokens.
+    let acct_tok = Api::expect(api.get("/api/v1/whoami", &tok).await, 200, None)["token_id"]
+        .as_i64()
+        .expect("id");
+    Api::expect(
+        api.call(
+            Method::DELETE,
+            &format!("/api/v1/tokens/{acct_tok}"),
+            &new,
+            None,
+        )
+        .await,
+        404,
+        Some("not_found"),
+    );
+}
