@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 mod extract;
 mod handlers;
@@ -158,6 +159,7 @@ pub fn routes() -> Vec<(Method, &'static str)> {
 pub fn router(state: AppState) -> Router {
     build()
         .router
+        .merge(dashboard::routes())
         .route_layer(axum::middleware::from_fn(handlers::trace))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)

@@ -9,6 +9,7 @@ mod ca_crash;
 mod ca_interop;
 mod control;
 mod custody;
+mod dashboard;
 mod fleet;
 mod gateway;
 mod gateway_hostile;
