@@ -3,7 +3,9 @@
 # openssl, curl, the stock CFSSL 1.2 client/server (Debian golang-cfssl), nginx,
 # SoftHSM2, opensc (pkcs11-tool), PostgreSQL (server on 127.0.0.1:5432 with a
 # `test` database, trust auth for `postgres`, for the store suite; initdb/pg_ctl
-# for the fleet test's own clusters) and cargo-nextest. Safe to run repeatedly.
+# for the fleet test's own clusters), Chromium, Node.js with playwright-core
+# (the dashboard's browser test, in crates/portcullis/tests/dashboard) and
+# cargo-nextest. Safe to run repeatedly.
 set -euo pipefail
 
 need=()
@@ -17,6 +19,9 @@ command -v pkcs11-tool >/dev/null || need+=(opensc)
 command -v sqlite3    >/dev/null || need+=(sqlite3)
 command -v psql       >/dev/null || need+=(postgresql-client)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+[[ -x /usr/bin/chromium ]] || need+=(chromium)
+command -v node       >/dev/null || need+=(nodejs)
+command -v npm        >/dev/null || need+=(npm)
 
 if ((${#need[@]})); then
   if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi
@@ -60,6 +65,15 @@ if [[ -z "${PORTCULLIS_TEST_PG:-}" ]]; then
     psql -h 127.0.0.1 -U postgres -d postgres -qc 'CREATE DATABASE test' >&2 ||
       echo "install-test-deps: cannot create database test on 127.0.0.1:5432 as postgres (trust auth needed, or set PORTCULLIS_TEST_PG)" >&2
   fi
+fi
+
+# playwright-core (the pinned version of package-lock.json) for the dashboard
+# test, in its own directory; it drives /usr/bin/chromium, so no browser is
+# downloaded.
+dash_e2e="$(cd "$(dirname "$0")/.." && pwd)/crates/portcullis/tests/dashboard"
+if [[ ! -f $dash_e2e/node_modules/playwright-core/package.json ]]; then
+  echo "install-test-deps: npm ci in $dash_e2e (playwright-core)" >&2
+  (cd "$dash_e2e" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund >&2)
 fi
 
 if ! command -v cargo-nextest >/dev/null; then
