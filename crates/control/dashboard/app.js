@@ -456,39 +456,60 @@ function s(tag, attrs = {}, ...children) {
   return el;
 }
 
-// Stacked bars, one per minute (hour view) or per 10 minutes (day view):
-// valid at the bottom, then invalid, then none. Every bar carries its
-// counts in data-* attributes and a <title> tooltip.
-function chart(counts, from, to, step) {
+// Buckets of `step` seconds from `from` to `to`: verdict counts from the
+// per-minute counts API (exact), and, from the events list, the invalid
+// ones split by reason and the forwarded/blocked actions.
+function bucketize(counts, events, from, to, step) {
   const buckets = new Map();
-  for (let t = from - (from % step); t < to; t += step) buckets.set(t, { valid: 0, invalid: 0, none: 0 });
-  for (const r of counts) {
-    const b = r.minute - (r.minute % step);
-    if (!buckets.has(b)) buckets.set(b, { valid: 0, invalid: 0, none: 0 });
-    buckets.get(b)[r.verdict] += r.count;
+  const empty = () => ({ valid: 0, invalid: 0, none: 0, reasons: {}, forwarded: 0, blocked: 0 });
+  const at = (t) => {
+    const k = t - (t % step);
+    if (!buckets.has(k)) buckets.set(k, empty());
+    return buckets.get(k);
+  };
+  for (let t = from - (from % step); t < to; t += step) at(t);
+  for (const r of counts) at(r.minute)[r.verdict] += r.count;
+  for (const e of events) {
+    const b = at(e.at);
+    if (e.verdict === "invalid") {
+      const r = e.reason || "unknown";
+      b.reasons[r] = (b.reasons[r] ?? 0) + 1;
+    }
+    if (e.action === "blocked") b.blocked += 1;
+    else b.forwarded += 1;
   }
-  const keys = [...buckets.keys()].sort((a, b) => a - b);
-  const max = Math.max(1, ...keys.map((k) => { const v = buckets.get(k); return v.valid + v.invalid + v.none; }));
+  return [...buckets.entries()].sort((x, y) => x[0] - y[0]);
+}
+
+// Stacked bars, one per bucket. `series` is [[name, class, value(bucket)]],
+// drawn bottom up. Every bar carries its counts in data-* attributes and a
+// <title> tooltip.
+function chart(buckets, series, label, from, to, attrs = () => ({})) {
+  const total = (b) => series.reduce((n, [, , v]) => n + v(b), 0);
+  const max = Math.max(1, ...buckets.map(([, b]) => total(b)));
   const W = 1000, H = 200, pad = 24;
-  const bw = (W - pad) / keys.length;
-  const svg = s("svg", { viewBox: `0 0 ${W} ${H + 20}`, role: "img", "aria-label": "Requests per minute by verdict", preserveAspectRatio: "none" });
+  const bw = (W - pad) / Math.max(1, buckets.length);
+  const svg = s("svg", { viewBox: `0 0 ${W} ${H + 20}`, role: "img", "aria-label": label, preserveAspectRatio: "none" });
   svg.append(s("text", { x: 0, y: 12, "font-size": 11, fill: "#5b6577" }, String(max)));
-  keys.forEach((k, i) => {
-    const v = buckets.get(k);
-    const g = s("g", { class: "bar", "data-minute": k, "data-valid": v.valid, "data-invalid": v.invalid, "data-none": v.none });
+  buckets.forEach(([k, b], i) => {
+    const g = s("g", { class: "bar", "data-minute": k, ...attrs(b) });
     let y = H;
-    for (const verdict of ["valid", "invalid", "none"]) {
-      const hgt = (v[verdict] / max) * (H - 16);
-      if (hgt > 0) {
+    const parts = [];
+    for (const [name, cls, v] of series) {
+      const n = v(b);
+      g.setAttribute(`data-s-${name.replace(/[^a-z0-9-]/gi, "_")}`, n);
+      if (n > 0) {
+        parts.push(`${n} ${name}`);
+        const hgt = (n / max) * (H - 16);
         y -= hgt;
-        g.append(s("rect", { class: verdict, x: pad + i * bw + 0.5, y, width: Math.max(bw - 1, 0.5), height: hgt }));
+        g.append(s("rect", { class: cls, x: pad + i * bw + 0.5, y, width: Math.max(bw - 1, 0.5), height: hgt }));
       }
     }
-    g.append(s("title", {}, `${fmtTime(k)}: ${v.valid} valid, ${v.invalid} invalid, ${v.none} none`));
+    g.append(s("title", {}, `${fmtTime(k)}: ${parts.join(", ") || "nothing"}`));
     svg.append(g);
   });
   svg.append(s("line", { x1: pad, y1: H, x2: W, y2: H, stroke: "#d6dbe4" }));
-  svg.append(s("text", { x: pad, y: H + 16, "font-size": 11, fill: "#5b6577" }, fmtTime(keys[0] ?? from)));
+  svg.append(s("text", { x: pad, y: H + 16, "font-size": 11, fill: "#5b6577" }, fmtTime(from)));
   svg.append(s("text", { x: W, y: H + 16, "font-size": 11, fill: "#5b6577", "text-anchor": "end" }, fmtTime(to)));
   return svg;
 }
@@ -520,6 +541,22 @@ async function eventsPage() {
     : [{ items: [] }, { items: [] }];
   const totals = { valid: 0, invalid: 0, none: 0 };
   for (const r of counts.items) totals[r.verdict] += r.count;
+  const complete = events.items.length < 1000;
+  const buckets = bucketize(counts.items, complete ? events.items : [], from, to, evRange === 3600 ? 60 : 600);
+  const reasons = top(events.items, (e) => e.verdict === "invalid" && (e.reason || "unknown")).map(([r]) => r).sort();
+  // Invalid split by reason (shades of red), the rest of the count (when
+  // the events list is cut at 1,000) as "invalid (other)".
+  const verdictSeries = [
+    ["valid", "valid", (b) => b.valid],
+    ...reasons.map((r, i) => [`invalid:${r}`, `invalid r${i % 4}`, (b) => b.reasons[r] ?? 0]),
+    ["invalid:other", "invalid other", (b) => b.invalid - Object.values(b.reasons).reduce((x, y) => x + y, 0)],
+    ["none", "none", (b) => b.none],
+  ];
+  const actionSeries = [
+    ["forwarded", "valid", (b) => b.forwarded],
+    ["blocked", "invalid", (b) => b.blocked],
+  ];
+  const actions = Object.fromEntries(top(events.items, (e) => e.action));
   const hostSel = h("select", { id: "ev-host", "aria-label": "Hostname" },
     hosts.items.map((x) => h("option", { value: x.name, selected: x.name === evHost }, x.name)));
   hostSel.addEventListener("change", () => { evHost = hostSel.value; route(); });
@@ -527,21 +564,26 @@ async function eventsPage() {
     h("option", { value: 3600, selected: evRange === 3600 }, "last hour (per minute)"),
     h("option", { value: DAY, selected: evRange === DAY }, "last day (per 10 minutes)"));
   rangeSel.addEventListener("change", () => { evRange = Number(rangeSel.value); route(); });
-  const actions = top(events.items, (e) => e.action);
-  const complete = events.items.length < 1000;
   return [
     h("section", {},
       h("h2", {}, "Requests by client-certificate verdict"),
       h("form", { class: "inline" }, hostSel, rangeSel, h("button", { type: "button", onclick: route }, "Refresh")),
       h("div", { class: "legend", id: "totals" },
         h("span", {}, h("i", { class: "sw-valid" }), "valid ", h("b", { "data-total": "valid" }, totals.valid)),
-        h("span", {}, h("i", { class: "sw-invalid" }), "invalid ", h("b", { "data-total": "invalid" }, totals.invalid)),
-        h("span", {}, h("i", { class: "sw-none" }), "none ", h("b", { "data-total": "none" }, totals.none)),
-        h("span", { class: "muted" }, actions.map(([a, n]) => `${a} ${n}`).join(", "))),
-      h("div", { class: "chart", id: "chart" }, chart(counts.items, from, to, evRange === 3600 ? 60 : 600)),
-      complete ? null : h("p", { class: "muted" }, "The tables below count the latest 1,000 events only.")),
+        h("span", {}, "invalid ", h("b", { "data-total": "invalid" }, totals.invalid), ": "),
+        reasons.map((r, i) => h("span", { class: "reason" }, h("i", { class: `sw-r${i % 4}` }), r)),
+        complete ? null : h("span", {}, h("i", { class: "sw-other" }), "other"),
+        h("span", {}, h("i", { class: "sw-none" }), "none ", h("b", { "data-total": "none" }, totals.none))),
+      h("div", { class: "chart", id: "chart" }, chart(buckets, verdictSeries, "Requests per minute by verdict", from, to,
+        (b) => ({ "data-valid": b.valid, "data-invalid": b.invalid, "data-none": b.none }))),
+      h("h3", {}, "Forwarded and blocked"),
+      h("div", { class: "legend", id: "actions" },
+        h("span", {}, h("i", { class: "sw-valid" }), "forwarded ", h("b", { "data-total": "forwarded" }, actions.forwarded ?? 0)),
+        h("span", {}, h("i", { class: "sw-invalid" }), "blocked ", h("b", { "data-total": "blocked" }, actions.blocked ?? 0))),
+      h("div", { class: "chart", id: "action-chart" }, chart(buckets, actionSeries, "Requests per minute forwarded or blocked", from, to)),
+      complete ? null : h("p", { class: "muted" }, "More than 1,000 events in this range: reasons, actions and the tables below cover the latest 1,000 only.")),
     h("section", { class: "grid" },
-      topTable("top-reasons", "Most frequent invalid reasons", top(events.items, (e) => e.verdict === "invalid" && e.reason)),
+      topTable("top-reasons", "Most frequent invalid reasons", top(events.items, (e) => e.verdict === "invalid" && (e.reason || "unknown"))),
       topTable("top-certs", "Most frequent invalid client certificates (SKI)", top(events.items, (e) => e.verdict === "invalid" && e.ski))),
     h("section", {}, h("h2", {}, "Latest events"),
       h("table", { id: "event-table" },

@@ -162,6 +162,21 @@ try {
   check(/Test Root/.test(caText), `CA row shows the subject: ${caText}`);
   step("CA uploaded through the file input");
 
+  // A CA that expires in 10 days is flagged.
+  execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+    "-keyout", join(WORK, "soon-key.pem"), "-out", join(WORK, "soon.pem"), "-days", "10", "-subj", "/CN=Soon Expiring Root",
+    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"], { stdio: "ignore" });
+  await page.fill("#ca-upload input[name=name]", "soon");
+  await page.setInputFiles("#ca-upload input[name=pem]", join(WORK, "soon.pem"));
+  await page.setInputFiles("#ca-upload input[name=crl]", []);
+  await page.click("#ca-upload button[type=submit]");
+  const soonRow = page.locator('#ca-table tr[data-ca="soon"]');
+  await soonRow.waitFor();
+  const soonFlag = await soonRow.locator(".flag.warn").innerText();
+  check(/expires in (9|10) d/.test(soonFlag), `expiring CA flagged: ${soonFlag}`);
+  check((await caRow.locator(".flag").count()) === 0, "the long-lived CA is not flagged");
+  step("CA expiring in 10 days flagged");
+
   // ---- hostnames: create, associate ----
   await page.click('nav a[href="#hostnames"]');
   await page.waitForSelector("#host-create");
@@ -245,6 +260,34 @@ try {
     const bar = chart.bars.find((b) => b.minute === r.minute);
     check(bar && bar[r.verdict] === r.count, `minute ${r.minute} ${r.verdict}: chart ${bar && bar[r.verdict]} = API ${r.count}`);
   }
+  // Invalid split by reason, and forwarded/blocked, equal the events list.
+  const evs = (await apiOk(TOKEN, "GET", `/events?hostname=${HOST}&limit=1000`)).items;
+  const byReason = {};
+  for (const e of evs) if (e.verdict === "invalid") byReason[e.reason] = (byReason[e.reason] ?? 0) + 1;
+  check(byReason["unknown-issuer"] >= 2 && byReason["revoked"] >= 1, `reasons in the events API: ${JSON.stringify(byReason)}`);
+  const split = await page.evaluate(() => {
+    const out = { reasons: {}, forwarded: 0, blocked: 0, mismatch: [] };
+    for (const g of document.querySelectorAll("#chart g.bar")) {
+      let n = 0;
+      for (const { name: k, value: v } of g.attributes) {
+        if (k.startsWith("data-s-invalid_")) {
+          n += Number(v);
+          if (Number(v)) out.reasons[k] = (out.reasons[k] ?? 0) + Number(v);
+        }
+      }
+      if (n !== Number(g.dataset.invalid)) out.mismatch.push(g.dataset.minute);
+    }
+    for (const g of document.querySelectorAll("#action-chart g.bar")) {
+      out.forwarded += Number(g.dataset.sForwarded);
+      out.blocked += Number(g.dataset.sBlocked);
+    }
+    return out;
+  });
+  check(split.mismatch.length === 0, `reason segments add up to each bar's invalid count: ${split.mismatch}`);
+  check(split.reasons["data-s-invalid_unknown-issuer"] === byReason["unknown-issuer"] && split.reasons["data-s-invalid_revoked"] === byReason["revoked"],
+    `chart reasons ${JSON.stringify(split.reasons)} = API ${JSON.stringify(byReason)}`);
+  check(split.forwarded === evs.filter((e) => e.action === "forwarded").length && split.blocked === 0,
+    `forwarded/blocked chart ${split.forwarded}/${split.blocked} = events API`);
   const rects = await page.locator("#chart rect.invalid").count();
   check(rects >= 1, "invalid bars drawn");
   const reasons = await page.innerText("#top-reasons");
