@@ -365,6 +365,26 @@ pub fn load_or_create_key(path: &Path) -> Result<[u8; 32]> {
     }
 }
 
+/// Seals secrets with a store key the way the store does (AES-256-GCM),
+/// for copies kept outside the store (a fleet node's local snapshot).
+#[derive(Debug)]
+pub struct KeySealer(Sealer);
+
+impl KeySealer {
+    /// With `key`; `None` keeps secrets as they are (behind a marker).
+    pub fn new(key: Option<&[u8; 32]>) -> Result<KeySealer> {
+        Ok(KeySealer(Sealer::new(key)?))
+    }
+    /// Seals `secret`; `context` must be given again to open it.
+    pub fn seal(&self, secret: &Secret, context: &str) -> Result<Vec<u8>> {
+        self.0.seal(secret, context)
+    }
+    /// Opens what [`KeySealer::seal`] sealed.
+    pub fn open(&self, sealed: &[u8], context: &str) -> Result<Secret> {
+        self.0.open(sealed, context)
+    }
+}
+
 macro_rules! run {
     ($self:ident, $write:expr, |$tx:ident| $body:expr) => {
         $self

@@ -8,8 +8,8 @@
 //! hostname of the same name (the store's is not served, with a warning).
 //!
 //! A fleet node keeps a local copy of the last snapshot (`snapshot.db` in
-//! its data dir, mode 0600, since it holds server keys) and starts from it
-//! when PostgreSQL cannot be reached.
+//! its data dir, mode 0600, keys sealed with the store key when one is
+//! configured) and starts from it when PostgreSQL cannot be reached.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -23,7 +23,7 @@ use gateway::snapshot::{CaSource, OriginTlsSource, SiteBuilder, SiteSource};
 use gateway::{Gateway, Site, Sites};
 use hyper::http::{HeaderValue, StatusCode, Uri};
 use store::{
-    BlockSettings, Changes, HeaderSettings, MtlsMode, NewEvent, Secret, ServedCa, ServedHostname,
+    BlockSettings, Changes, HeaderSettings, MtlsMode, NewEvent, ServedCa, ServedHostname,
     ServedOriginPull, SnapshotData, Store, StoreOptions,
 };
 
@@ -235,7 +235,10 @@ impl Follower {
         local: Option<&Path>,
     ) -> anyhow::Result<Follower> {
         let local = match local {
-            Some(dir) => Some(LocalCopy::open(&dir.join("snapshot.db"))?),
+            Some(dir) => Some(LocalCopy::open(
+                &dir.join("snapshot.db"),
+                store_key(config)?,
+            )?),
             None => None,
         };
         Ok(Follower {
@@ -473,10 +476,12 @@ pub fn start_events(
 // ------------------------------------------------------------------ local copy
 
 /// A fleet node's copy of the last snapshot: an SQLite file updated with
-/// each change (not rewritten whole).
+/// each change (not rewritten whole). Keys are sealed with the store key
+/// when one is configured.
 pub struct LocalCopy {
     conn: Mutex<rusqlite::Connection>,
     path: PathBuf,
+    sealer: store::KeySealer,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -492,7 +497,7 @@ struct HostRow {
 }
 
 impl LocalCopy {
-    fn open(path: &Path) -> anyhow::Result<LocalCopy> {
+    fn open(path: &Path, key: Option<[u8; 32]>) -> anyhow::Result<LocalCopy> {
         if let Some(d) = path.parent() {
             std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
         }
@@ -514,6 +519,7 @@ impl LocalCopy {
         Ok(LocalCopy {
             conn: Mutex::new(conn),
             path: path.to_owned(),
+            sealer: store::KeySealer::new(key.as_ref())?,
         })
     }
 
@@ -545,8 +551,11 @@ impl LocalCopy {
                 rusqlite::params![
                     h.name,
                     serde_json::to_string(&row)?,
-                    h.key_pem.expose(),
-                    h.origin_pull.as_ref().map(|p| p.key_pem.expose().to_vec()),
+                    self.sealer.seal(&h.key_pem, "local-hostname")?,
+                    h.origin_pull
+                        .as_ref()
+                        .map(|p| self.sealer.seal(&p.key_pem, "local-origin-pull"))
+                        .transpose()?,
                 ],
             )?;
         }
@@ -603,7 +612,7 @@ impl LocalCopy {
                 name,
                 account_id: h.account_id,
                 cert_pem: h.cert_pem,
-                key_pem: Secret::new(key),
+                key_pem: self.sealer.open(&key, "local-hostname")?,
                 origin: h.origin,
                 mode: h.mode,
                 block: h.block,
@@ -612,7 +621,7 @@ impl LocalCopy {
                 origin_pull: match (h.pull, pull_key) {
                     (Some((cert_pem, origin_ca_pem)), Some(k)) => Some(ServedOriginPull {
                         cert_pem,
-                        key_pem: Secret::new(k),
+                        key_pem: self.sealer.open(&k, "local-origin-pull")?,
                         origin_ca_pem,
                     }),
                     _ => None,

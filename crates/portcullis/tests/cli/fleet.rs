@@ -312,6 +312,16 @@ fn fleet_of_two_nodes_follows_postgres_and_survives_outages() {
     assert_eq!(curl(dir, &n2b, "report", None).0, 403);
     let log2 = std::fs::read_to_string(dir.join("node2.log")).unwrap_or_default();
     assert!(log2.contains("local snapshot copy"), "{log2}");
+    // The local copy holds the server key sealed, not as PEM.
+    let key_pem = read(dir, "server-key.pem");
+    let key_line = key_pem.lines().nth(1).expect("key body");
+    for f in ["node1-data/snapshot.db", "node1-data/snapshot.db-wal"] {
+        let bytes = std::fs::read(dir.join(f)).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(key_line),
+            "{f} holds the key in the clear"
+        );
+    }
 
     // PostgreSQL back, control plane back: a new hostname reaches both.
     pg.up();
