@@ -27,7 +27,8 @@ enum Command {
     /// Verify a client-certificate chain with the gateway's own verifier.
     Verify(cmd::verify::VerifyArgs),
     /// Run the gateway: TLS on the configured hostnames, client-certificate
-    /// checks, proxy to the origins (until SIGTERM or Ctrl-C).
+    /// checks, proxy to the origins (until SIGTERM or Ctrl-C). With
+    /// server.data_dir, also the hostnames of the control-plane store, live.
     Serve(cmd::serve::ServeArgs),
     /// Run a fleet node: the gateway with its hostnames from the PostgreSQL
     /// store (`server.store`), live, and a local copy for when it is down.
