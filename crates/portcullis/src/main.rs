@@ -28,9 +28,10 @@ enum Command {
     Verify(cmd::verify::VerifyArgs),
     /// Run the gateway: TLS on the configured hostnames, client-certificate
     /// checks, proxy to the origins (until SIGTERM or Ctrl-C). With
-    /// server.data_dir and server.admin, also the management API (/api/v1) on
-    /// the admin listener; the first start prints an operator token once (or
-    /// takes PORTCULLIS_ADMIN_TOKEN).
+    /// server.data_dir, also the hostnames of the control-plane store, live;
+    /// with server.admin too, the management API (/api/v1) and the web
+    /// dashboard (/dashboard/) on the admin listener; the first start prints
+    /// an operator token once (or takes PORTCULLIS_ADMIN_TOKEN).
     Serve(cmd::serve::ServeArgs),
     /// Run a fleet node: the gateway with its hostnames from the PostgreSQL
     /// store (`server.store`), live, and a local copy for when it is down.

@@ -71,6 +71,8 @@ fn sqlite_open(path: &Path) -> Result<rusqlite::Connection> {
     let c = rusqlite::Connection::open(path)
         .map_err(|e| StoreError::Io(format!("cannot open {}: {e}", path.display())))?;
     c.busy_timeout(Duration::from_secs(10))?;
+    // Every operation's statements stay prepared.
+    c.set_prepared_statement_cache_capacity(256);
     c.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
     )?;

@@ -336,3 +336,24 @@ fn fleet_of_two_nodes_follows_postgres_and_survives_outages() {
     }
     drop(n2);
 }
+
+#[test]
+fn gateway_node_refuses_a_config_without_a_postgres_store() {
+    let d = tempdir();
+    let port = free_port();
+    write(
+        d.path(),
+        "a.toml",
+        &format!("[server]\nhttps = \"127.0.0.1:{port}\"\ndata_dir = \"data\"\n"),
+    );
+    let e = fails(portcullis(d.path(), &["gateway", "--config", "a.toml"]));
+    assert!(e.contains("server.store"), "{e}");
+    write(
+        d.path(),
+        "b.toml",
+        &format!("[server]\nhttps = \"127.0.0.1:{port}\"\nstore = \"mysql://user:pw@db/x\"\n"),
+    );
+    let e = fails(portcullis(d.path(), &["gateway", "--config", "b.toml"]));
+    assert!(e.contains("not a postgres://"), "{e}");
+    assert!(!e.contains("pw"), "the URL's password is not echoed: {e}");
+}
