@@ -409,6 +409,30 @@ async function managedPage() {
       flash(`Certificate ${c.serial} issued.`);
     });
   });
+  // Or from a CSR (the key never leaves its owner).
+  const csrForm = h(
+    "form",
+    { class: "inline", id: "issue-csr" },
+    h("label", {}, "CSR, PEM", h("input", { name: "csr", type: "file", accept: ".csr,.pem", required: true })),
+    h("label", {}, "Valid for (hours)", h("input", { name: "hours", type: "number", min: 1, max: 43800, value: 8760 })),
+    h("button", { type: "submit", class: "primary" }, "Issue from the CSR"),
+  );
+  csrForm.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    attempt(async () => {
+      const c = await api("POST", "/managed-ca/certificates", {
+        csr: await csrForm.csr.files[0].text(),
+        validity_hours: Number(csrForm.hours.value),
+      });
+      await route();
+      $("#page").prepend(
+        h("section", { id: "issued", class: "card" },
+          h("h2", {}, `Issued ${c.subject} (serial ${c.serial})`),
+          h("button", { type: "button", id: "dl-cert", onclick: () => download(`${c.serial}.pem`, c.pem, "application/x-pem-file") }, "Certificate (PEM)")),
+      );
+      flash(`Certificate ${c.serial} issued from the CSR.`);
+    });
+  });
   const rows = certs.items.map((c) =>
     h(
       "tr",
@@ -435,7 +459,7 @@ async function managedPage() {
     h("section", {}, h("h2", {}, "Managed CA"),
       h("p", {}, "Your account's own CA. Hostnames that trust it accept the client certificates issued here. ",
         h("button", { type: "button", onclick: () => download("managed-ca.pem", ca.certificate, "application/x-pem-file") }, "Download CA certificate")),
-      form),
+      form, h("p", { class: "muted" }, "or"), csrForm),
     h("section", {}, h("h2", {}, "Issued client certificates"),
       h("table", { id: "cert-table" },
         h("thead", {}, h("tr", {}, ["Serial", "Subject", "Expires", "Status", ""].map((t) => h("th", {}, t)))),
@@ -604,3 +628,9 @@ $("#signin-form").addEventListener("submit", (ev) => {
 });
 $("#signout").addEventListener("click", () => signOut(""));
 window.addEventListener("hashchange", route);
+// Clicking the section already shown reloads it.
+for (const a of document.querySelectorAll("nav a")) {
+  a.addEventListener("click", () => {
+    if (a.getAttribute("href") === location.hash) route();
+  });
+}

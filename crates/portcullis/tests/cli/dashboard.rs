@@ -148,6 +148,7 @@ fn dashboard_end_to_end_in_chromium() {
         "hostnames",
         "mode-confirm",
         "events",
+        "events-enforce",
         "managed-ca",
     ] {
         let p = shots.join(format!("{shot}.png"));

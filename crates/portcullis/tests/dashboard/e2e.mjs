@@ -232,7 +232,8 @@ try {
     const c = await apiCounts(TOKEN);
     return c.totals.valid >= 4 && c.totals.invalid >= 3 && c.totals.none >= 2 ? c : null;
   });
-  for (;;) {
+  for (let i = 0; ; i++) {
+    check(i < 10, "event counts still moving after 15 s");
     await sleep(1500);
     const again = await apiCounts(TOKEN);
     if (JSON.stringify(again.items) === JSON.stringify(api1.items)) break;
@@ -340,6 +341,29 @@ try {
   await page.waitForSelector(`#cert-table tr[data-serial="${serial}"] td.status:has-text("revoked")`);
   await eventually("revoked certificate refused", () => curl([certPath, keyPath])[0] !== 200);
   step("revoked in the dashboard; the gateway refuses it");
+
+  // From a CSR: the key stays here.
+  execFileSync("openssl", ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+    "-keyout", join(WORK, "csr-key.pem"), "-out", join(WORK, "client.csr"), "-subj", "/CN=csr-client"], { stdio: "ignore" });
+  await page.setInputFiles("#issue-csr input[name=csr]", join(WORK, "client.csr"));
+  await page.click("#issue-csr button[type=submit]");
+  await page.waitForSelector('section#issued h2:has-text("csr-client")');
+  const csrCert = await save("#dl-cert", "csr-client.pem");
+  check(!(await page.isVisible("#dl-key")), "no key offered for a CSR");
+  await eventually("certificate from the CSR accepted", () => curl([csrCert, join(WORK, "csr-key.pem")])[0] === 200);
+  step("issued from a CSR in the dashboard; accepted under enforce");
+
+  // The events page after enforce: blocked requests, as the events API says.
+  await page.click('nav a[href="#events"]');
+  await page.waitForSelector("#action-chart svg");
+  const blockedApi = await eventually("blocked events recorded", async () => {
+    const n = (await apiOk(TOKEN, "GET", `/events?hostname=${HOST}&limit=1000`)).items.filter((e) => e.action === "blocked").length;
+    return n > 0 ? n : null;
+  });
+  await page.click("#page form.inline button"); // Refresh
+  await page.waitForSelector(`#actions [data-total="blocked"]:text-is("${blockedApi}")`);
+  await page.screenshot({ path: join(SHOTS, "events-enforce.png"), fullPage: true });
+  step(`events page shows ${blockedApi} blocked request(s) after enforce, as the API`);
 
   // ---- a forged cross-site request is refused ----
   // A page of another origin, open in the same browser while the dashboard
