@@ -294,6 +294,18 @@ try {
   const reasons = await page.innerText("#top-reasons");
   check(reasons.trim() !== "none" && !/^none$/m.test(reasons), `top invalid reasons listed: ${reasons}`);
   await page.screenshot({ path: join(SHOTS, "events.png"), fullPage: true });
+  // The day view: 10-minute bars, same totals (all traffic is recent).
+  await page.selectOption("#ev-range", String(86400));
+  await page.waitForFunction(() => document.querySelectorAll("#chart g.bar").length > 100);
+  const day = await page.evaluate(() => ({
+    bars: document.querySelectorAll("#chart g.bar").length,
+    totals: Object.fromEntries([...document.querySelectorAll("#totals [data-total]")].map((b) => [b.dataset.total, Number(b.textContent)])),
+  }));
+  check(day.bars >= 144 && day.bars <= 146, `one bar per 10 minutes of the day: ${day.bars}`);
+  check(JSON.stringify(day.totals) === JSON.stringify(api1.totals), `day totals ${JSON.stringify(day.totals)} = API`);
+  await page.selectOption("#ev-range", String(3600));
+  await page.waitForFunction(() => document.querySelectorAll("#chart g.bar").length < 100);
+  step(`day view: ${day.bars} bars, same totals`);
   step(`chart matches the events API per minute (${api1.items.length} API rows, ${chart.bars.length} bars)`);
 
   // ---- enforce, with the share of the last hour that it blocks ----
@@ -356,12 +368,15 @@ try {
   // The events page after enforce: blocked requests, as the events API says.
   await page.click('nav a[href="#events"]');
   await page.waitForSelector("#action-chart svg");
-  const blockedApi = await eventually("blocked events recorded", async () => {
+  // Re-read both until they agree (events arrive in batches).
+  const blockedApi = await eventually("blocked chart equals the events API", async () => {
     const n = (await apiOk(TOKEN, "GET", `/events?hostname=${HOST}&limit=1000`)).items.filter((e) => e.action === "blocked").length;
-    return n > 0 ? n : null;
+    await page.evaluate(() => document.querySelector("#action-chart svg").setAttribute("data-stale", ""));
+    await page.click("#page form.inline button"); // Refresh
+    await page.waitForSelector("#action-chart svg:not([data-stale])");
+    const shown = Number(await page.innerText('#actions [data-total="blocked"]'));
+    return n > 0 && shown === n ? n : null;
   });
-  await page.click("#page form.inline button"); // Refresh
-  await page.waitForSelector(`#actions [data-total="blocked"]:text-is("${blockedApi}")`);
   await page.screenshot({ path: join(SHOTS, "events-enforce.png"), fullPage: true });
   step(`events page shows ${blockedApi} blocked request(s) after enforce, as the API`);
 
