@@ -74,6 +74,7 @@ function fmtTime(unix) {
 function expiryFlag(notAfter) {
   const left = notAfter - Date.now() / 1000;
   if (left <= 0) return h("span", { class: "flag bad" }, "expired");
+  if (left < DAY) return h("span", { class: "flag warn" }, `expires in ${Math.ceil(left / 3600)} h`);
   if (left < SOON) return h("span", { class: "flag warn" }, `expires in ${Math.ceil(left / DAY)} d`);
   return null;
 }
@@ -177,6 +178,7 @@ const pages = {
   hostnames: hostnamesPage,
   "managed-ca": managedPage,
   events: eventsPage,
+  tokens: tokensPage,
 };
 
 async function route() {
@@ -464,6 +466,67 @@ async function managedPage() {
       h("table", { id: "cert-table" },
         h("thead", {}, h("tr", {}, ["Serial", "Subject", "Expires", "Status", ""].map((t) => h("th", {}, t)))),
         h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 5, class: "muted" }, "None issued yet."))))),
+  ];
+}
+
+// ---- tokens ----
+
+async function tokensPage() {
+  const base = `/accounts/${me.account_id}/tokens`;
+  const list = await api("GET", base);
+  const form = h(
+    "form",
+    { class: "inline", id: "token-create" },
+    h("label", {}, "Name", h("input", { name: "name", required: true })),
+    h("label", {}, h("span", {}, "read"), h("input", { name: "read", type: "checkbox", checked: true })),
+    h("label", {}, h("span", {}, "write"), h("input", { name: "write", type: "checkbox" })),
+    h("label", {}, "Expires in (hours, empty: never)", h("input", { name: "hours", type: "number", min: 1 })),
+    h("button", { type: "submit", class: "primary" }, "Create token"),
+  );
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    attempt(async () => {
+      const scopes = ["read", "write"].filter((sc) => form[sc].checked);
+      const body = { name: form.name.value.trim(), scopes };
+      if (form.hours.value) body.expires_at = Math.floor(Date.now() / 1000) + 3600 * Number(form.hours.value);
+      const t = await api("POST", base, body);
+      await route();
+      $("#page").prepend(
+        h("section", { id: "new-token", class: "card" },
+          h("h2", {}, `Token “${t.name}” created`),
+          h("p", {}, "Copy it now: it is shown once and only its hash is kept."),
+          h("code", { class: "block", id: "token-secret" }, t.token)),
+      );
+    });
+  });
+  const rows = list.items.map((t) =>
+    h(
+      "tr",
+      { dataset: { token: t.name } },
+      h("td", {}, t.name),
+      h("td", {}, h("code", {}, `${t.prefix}…`)),
+      h("td", {}, t.scopes.join(", ")),
+      h("td", {}, fmtTime(t.created_at)),
+      h("td", {}, t.expires_at ? [fmtTime(t.expires_at), expiryFlag(t.expires_at)] : "never"),
+      h("td", {}, t.id === me.token_id ? h("span", { class: "muted" }, "this session") : h("button", {
+        type: "button",
+        class: "danger delete-token",
+        onclick: () => attempt(async () => {
+          if (!(await confirmDialog("Delete token", `Delete token “${t.name}” (${t.prefix}…)? Whatever uses it is refused from now on.`))) return;
+          await api("DELETE", `${base}/${t.id}`);
+          await route();
+          flash(`Token “${t.name}” deleted.`);
+        }),
+      }, "Delete")),
+    ),
+  );
+  return [
+    h("section", {}, h("h2", {}, "New API token"), form,
+      h("p", { class: "muted" }, "A token can only grant the scopes of the token you signed in with.")),
+    h("section", {}, h("h2", {}, "API tokens of this account"),
+      h("table", { id: "token-table" },
+        h("thead", {}, h("tr", {}, ["Name", "Prefix", "Scopes", "Created", "Expires", ""].map((t) => h("th", {}, t)))),
+        h("tbody", {}, rows))),
   ];
 }
 

@@ -150,6 +150,7 @@ fn dashboard_end_to_end_in_chromium() {
         "events",
         "events-enforce",
         "managed-ca",
+        "tokens",
     ] {
         let p = shots.join(format!("{shot}.png"));
         let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);

@@ -380,6 +380,25 @@ try {
   await page.screenshot({ path: join(SHOTS, "events-enforce.png"), fullPage: true });
   step(`events page shows ${blockedApi} blocked request(s) after enforce, as the API`);
 
+  // ---- API tokens: create one (shown once), then delete it ----
+  await page.click('nav a[href="#tokens"]');
+  await page.fill("#token-create input[name=name]", "ci-read");
+  await page.fill("#token-create input[name=hours]", "2");
+  await page.click("#token-create button[type=submit]");
+  const secret = (await page.innerText("#token-secret")).trim();
+  const who = await apiOk(secret, "GET", "/whoami");
+  check(who.name === "ci-read" && JSON.stringify(who.scopes) === '["read"]' && who.account_id === acct.id, `new token works: ${JSON.stringify(who)}`);
+  const tokRow = page.locator('#token-table tr[data-token="ci-read"]');
+  check(/expires in 2 h/.test(await tokRow.innerText()), "token expiry shown and flagged");
+  check(!(await tokRow.innerText()).includes(secret), "the table never shows the secret");
+  // (the one-time secret is masked in the committed picture)
+  await page.screenshot({ path: join(SHOTS, "tokens.png"), fullPage: true, mask: [page.locator("#token-secret")] });
+  await tokRow.locator("button.delete-token").click();
+  await page.click("#confirm-ok");
+  await tokRow.waitFor({ state: "detached" });
+  check((await api(secret, "GET", "/whoami")).status === 401, "deleted token refused by the API");
+  step("token created in the dashboard (secret shown once, read scope) and deleted");
+
   // ---- a forged cross-site request is refused ----
   // A page of another origin, open in the same browser while the dashboard
   // is signed in, posts to the API: no credential goes with it.
