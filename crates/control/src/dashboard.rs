@@ -70,3 +70,58 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/dashboard/app.js", get(app_js))
         .route("/dashboard/style.css", get(style))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    async fn get(path: &str) -> Response {
+        let app: Router = routes();
+        app.oneshot(Request::get(path).body(Body::empty()).expect("request"))
+            .await
+            .expect("infallible")
+    }
+
+    #[tokio::test]
+    async fn assets_carry_the_policy() {
+        for (path, ctype) in [
+            ("/dashboard/", "text/html; charset=utf-8"),
+            ("/dashboard/app.js", "text/javascript; charset=utf-8"),
+            ("/dashboard/style.css", "text/css; charset=utf-8"),
+        ] {
+            let r = get(path).await;
+            assert_eq!(r.status(), StatusCode::OK, "{path}");
+            assert_eq!(r.headers()[header::CONTENT_TYPE], ctype, "{path}");
+            assert_eq!(r.headers()[header::CONTENT_SECURITY_POLICY], CSP, "{path}");
+            assert_eq!(r.headers()[header::X_FRAME_OPTIONS], "DENY", "{path}");
+        }
+        let r = get("/dashboard").await;
+        assert_eq!(r.status(), StatusCode::PERMANENT_REDIRECT);
+        assert_eq!(r.headers()[header::LOCATION], "/dashboard/");
+    }
+
+    /// The token stays in a variable: the script never touches browser
+    /// storage or cookies, and never parses markup from data.
+    #[test]
+    fn script_keeps_the_token_in_memory_and_builds_text_nodes() {
+        for banned in [
+            "localStorage.",
+            "sessionStorage.",
+            "document.cookie",
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "eval(",
+            "new Function",
+        ] {
+            assert!(!APP_JS.contains(banned), "app.js uses {banned}");
+        }
+        // Every script and style the page loads is one of ours (CSP 'self').
+        assert!(INDEX.contains(r#"<script type="module" src="/dashboard/app.js">"#));
+        assert!(!INDEX.contains("<script>"), "no inline script");
+        assert!(!INDEX.contains("style="), "no inline style");
+    }
+}
