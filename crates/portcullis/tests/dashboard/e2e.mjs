@@ -125,7 +125,10 @@ for (const method of ["OPTIONS", "GET", "POST"]) {
 }
 step("no CORS header on preflight, GET or POST from another origin");
 
-const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, chromiumSandbox: false });
+// Root in CI: no sandbox; small /dev/shm in containers: use /tmp.
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium", headless: true, chromiumSandbox: false, args: ["--disable-dev-shm-usage"],
+});
 try {
   const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1200, height: 800 } });
   const page = await context.newPage();
