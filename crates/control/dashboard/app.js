@@ -154,7 +154,8 @@ async function signIn(secret) {
   $("#signin").hidden = true;
   $("#app").hidden = false;
   $("#nav").hidden = false;
-  $("#whoami").textContent = `Signed in with token “${who.name}” (${who.prefix}…) of account ${who.account_id}; scopes: ${who.scopes.join(", ")}.`;
+  $("#whoami").textContent = `Signed in with token “${who.name}” (${who.prefix}…) of account ${who.account_id}; scopes: ${who.scopes.join(", ")}.` +
+    (who.scopes.includes("write") ? "" : " Read-only: changes will be refused.");
   if (!location.hash) location.hash = "#cas";
   else route();
 }

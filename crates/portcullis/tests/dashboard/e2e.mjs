@@ -441,6 +441,7 @@ try {
   const rev = await apiOk(TOKEN, "POST", `/accounts/${acct.id}/tokens`, { name: "to-revoke", scopes: ["read"] });
   await signIn(rev.token);
   await page.waitForSelector("#nav:not([hidden])");
+  check((await page.innerText("#whoami")).includes("Read-only"), "a read-only token is announced");
   await apiOk(TOKEN, "DELETE", `/accounts/${acct.id}/tokens/${rev.id}`);
   await page.click('nav a[href="#events"]');
   await page.waitForSelector("#signin-error:has-text('refused')");
