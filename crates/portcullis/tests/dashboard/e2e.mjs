@@ -145,6 +145,7 @@ try {
   await signIn("pcs_this_is_not_a_token");
   await page.waitForSelector("#signin-error:has-text('Token refused')");
   check(await page.isHidden("#app"), "app hidden after a wrong token");
+  check(await page.isHidden("#nav"), "no navigation before sign-in");
   await page.screenshot({ path: join(SHOTS, "signin.png") });
   step("wrong token refused");
 
@@ -434,7 +435,7 @@ try {
   // ---- the token is in memory only: a reload asks again ----
   await page.reload();
   await page.waitForSelector("#signin-form");
-  check(await page.isHidden("#app"), "reload signs out");
+  check(await page.isHidden("#app") && await page.isHidden("#nav"), "reload signs out");
   step("reload asks for the token again");
 
   // ---- a revoked token ends the session ----
