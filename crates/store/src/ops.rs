@@ -1406,25 +1406,42 @@ pub(crate) async fn delete_origin_pull(
 // ---------------------------------------------------------------- events
 
 pub(crate) async fn record_events(tx: &mut Tx<'_>, events: &[NewEvent]) -> Result<u64> {
+    // Multi-row inserts: one statement per 200 events.
     let mut n = 0;
-    for e in events {
-        n += tx
-            .exec(
-                "INSERT INTO events (account_id, hostname, at, verdict, reason, ski, fingerprint, \
-                 client_ip, action) VALUES ((SELECT account_id FROM hostnames WHERE name = ?1), \
-                 ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                &[
-                    (&e.hostname).into(),
-                    Value::Int(e.at),
-                    (&e.verdict).into(),
-                    e.reason.clone().into(),
-                    e.ski.clone().into(),
-                    e.fingerprint.clone().into(),
-                    e.client_ip.clone().into(),
-                    (&e.action).into(),
-                ],
-            )
-            .await?;
+    for chunk in events.chunks(200) {
+        let mut sql = String::from(
+            "INSERT INTO events (account_id, hostname, at, verdict, reason, ski, fingerprint, \
+             client_ip, action) VALUES ",
+        );
+        let mut params = Vec::with_capacity(chunk.len() * 8);
+        for (i, e) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            let b = i * 8;
+            sql.push_str(&format!(
+                "((SELECT account_id FROM hostnames WHERE name = ?{h}), ?{h}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{})",
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7,
+                b + 8,
+                h = b + 1,
+            ));
+            params.extend([
+                e.hostname.to_ascii_lowercase().into(),
+                Value::Int(e.at),
+                (&e.verdict).into(),
+                e.reason.clone().into(),
+                e.ski.clone().into(),
+                e.fingerprint.clone().into(),
+                e.client_ip.clone().into(),
+                (&e.action).into(),
+            ]);
+        }
+        n += tx.exec(&sql, &params).await?;
     }
     Ok(n)
 }

@@ -381,6 +381,23 @@ pub async fn follow_when_reachable(
     follower.run(store).await;
 }
 
+/// Change records kept (versions); a node further behind reloads all.
+const CHANGES_KEPT: u64 = 100_000;
+
+/// Housekeeping of the control plane: prunes the change feed every ten
+/// minutes.
+pub fn start_maintenance(store: Arc<dyn Store>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            if let Err(e) = store.prune_changes(CHANGES_KEPT).await {
+                tracing::warn!(error = %e, "change feed pruning failed");
+            }
+        }
+    });
+}
+
 // ------------------------------------------------------------------ events
 
 /// Events waiting to be written at most; beyond, new ones are dropped and

@@ -152,6 +152,9 @@ pub fn run_role(config_path: &Path, role: Role) -> anyhow::Result<()> {
         let mut follower = super::live::Follower::new(layers.clone(), gw.clone(), &config, local_copy)?;
         match (store, pending) {
             (Some(s), _) => {
+                if role == Role::Serve {
+                    super::live::start_maintenance(s.clone());
+                }
                 follower
                     .sync(s.as_ref())
                     .await

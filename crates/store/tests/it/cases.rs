@@ -818,6 +818,26 @@ pub async fn events_query_counts_and_retention(db: &Db) {
             .len(),
         3
     );
+    // A batch larger than one statement's chunk.
+    let many: Vec<NewEvent> = (0..450)
+        .map(|i| NewEvent {
+            hostname: "E.test".into(),
+            at: base + i,
+            verdict: "none".into(),
+            action: "blocked".into(),
+            ..NewEvent::default()
+        })
+        .collect();
+    assert_eq!(s.record_events(many).await.expect("batch"), 450);
+    let none = s
+        .query_events(EventQuery {
+            account_id: Some(a.id),
+            verdict: Some("none".into()),
+            ..EventQuery::default()
+        })
+        .await
+        .expect("none");
+    assert_eq!(none.len(), 450);
 }
 
 pub async fn subscribe_sees_committed_versions(db: &Db) {
