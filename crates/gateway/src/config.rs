@@ -22,6 +22,8 @@ struct RawServer {
     https: String,
     admin: Option<String>,
     data_dir: Option<String>,
+    store: Option<String>,
+    store_key: Option<String>,
     max_connections: Option<i64>,
     origin_connect_timeout: Option<i64>,
     origin_response_timeout: Option<i64>,
@@ -207,8 +209,15 @@ pub struct Config {
     pub https: SocketAddr,
     /// Management listener address (accepted; not served yet).
     pub admin: Option<SocketAddr>,
-    /// Data directory (accepted; not used yet).
+    /// Data directory: the embedded SQLite store of `portcullis serve`,
+    /// and a fleet node's local copy of the last snapshot.
     pub data_dir: Option<PathBuf>,
+    /// `server.store`: the PostgreSQL URL a fleet node (`portcullis
+    /// gateway`) follows.
+    pub store: Option<String>,
+    /// `server.store_key`: file with the hex key that seals private keys in
+    /// the store (default for SQLite: `<data_dir>/store.key`).
+    pub store_key: Option<PathBuf>,
     /// Most TLS connections open at once (`server.max_connections`,
     /// default 10,000); at the limit, new connections wait in the kernel's
     /// accept queue.
@@ -322,6 +331,16 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
         }
     }
     let data_dir = raw.server.data_dir.as_deref().map(|d| path(base, d));
+    let store = raw.server.store.clone();
+    if let Some(url) = &store {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            p.push(format!(
+                "server.store {:?} is not a postgres:// or postgresql:// URL",
+                url.split('@').next_back().unwrap_or_default()
+            ));
+        }
+    }
+    let store_key = raw.server.store_key.as_deref().map(|k| path(base, k));
     let max_connections = match raw.server.max_connections {
         None => DEFAULT_MAX_CONNECTIONS,
         Some(n @ 1..=1_000_000) => usize::try_from(n).unwrap_or(DEFAULT_MAX_CONNECTIONS),
@@ -365,7 +384,9 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
 
     let mut hostnames = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
-    if raw.hostname.is_empty() {
+    // With a store (data_dir or server.store) the hostnames may all come
+    // from it.
+    if raw.hostname.is_empty() && data_dir.is_none() && store.is_none() {
         p.push("no [[hostname]] is configured".to_owned());
     }
     for (i, h) in raw.hostname.iter().enumerate() {
@@ -456,6 +477,8 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
             https,
             admin,
             data_dir,
+            store,
+            store_key,
             max_connections,
             origin_timeouts,
             cas,

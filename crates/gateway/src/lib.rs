@@ -4,6 +4,8 @@
 //! * [`config`]: the TOML configuration, raw and validated (the caller reads
 //!   the file; paths are resolved against a directory it passes).
 //! * [`Sites`]: the hostnames ready to serve (TLS configs, trust stores).
+//! * [`snapshot`]: sites from in-memory PEM bytes, one hostname at a time
+//!   (the control-plane store's live changes).
 //! * [`Gateway`]: the listener: ClientHello → SNI → per-hostname handshake
 //!   → verdict once per connection → per-request phases ([`proxy`]).
 //!
@@ -25,6 +27,7 @@ pub mod origin;
 pub mod proxy;
 mod server;
 mod site;
+pub mod snapshot;
 pub mod tls;
 
 pub use server::{AccessLog, Gateway};

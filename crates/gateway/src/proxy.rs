@@ -176,6 +176,23 @@ pub struct AccessRecord<'a> {
     pub outcome: &'static str,
     /// Time to the response head, in milliseconds.
     pub duration_ms: u64,
+    /// The client certificate's Subject Key Identifier (hex), if one was
+    /// presented (report/enforce).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ski: Option<&'a str>,
+    /// SHA-256 of the client certificate (hex), if one was presented.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<&'a str>,
+}
+
+impl ConnContext {
+    /// The value of one identity header computed for this connection.
+    pub fn identity_value(&self, name: &str) -> Option<&str> {
+        self.identity
+            .iter()
+            .find(|(n, _)| n.as_str() == name)
+            .and_then(|(_, v)| v.to_str().ok())
+    }
 }
 
 /// Runs the phases for one request. Never fails: rejections become
@@ -231,6 +248,8 @@ pub async fn handle(
                     .map(|r| r.as_str()),
                 outcome,
                 duration_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
+                ski: ctx.identity_value("client-cert-ski"),
+                fingerprint: ctx.identity_value("client-cert-fingerprint-sha256"),
             });
         }
         resp

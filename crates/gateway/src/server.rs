@@ -107,6 +107,20 @@ impl Gateway {
         *g = Arc::new(sites);
     }
 
+    /// Derives new hostnames from the current ones under the write lock
+    /// (no concurrent update is lost) and swaps them in. Open connections
+    /// keep the sites they started with.
+    pub fn update_sites(&self, f: impl FnOnce(&Sites) -> Sites) {
+        let mut g = self.sites.write().unwrap_or_else(PoisonError::into_inner);
+        let next = f(&g);
+        *g = Arc::new(next);
+    }
+
+    /// The hostnames being served now.
+    pub fn sites(&self) -> Arc<Sites> {
+        self.current_sites()
+    }
+
     /// The counters.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics

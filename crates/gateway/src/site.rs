@@ -45,26 +45,99 @@ pub struct Site {
     pub origin_timeouts: OriginTimeouts,
 }
 
-/// All hostnames by SNI name. Immutable; a reload builds a new one.
-#[derive(Debug, Default)]
+/// Number of shards of [`Sites`]: a change copies one shard (about
+/// 1/256 of the hostnames) and the shard table, never the whole map.
+const SHARDS: usize = 256;
+
+/// All hostnames by SNI name. Immutable; a reload builds a new one, and
+/// [`Sites::with_changes`] derives one that shares every untouched shard
+/// (copy-on-write), so one hostname changes without a full rebuild. A
+/// lookup is two hash lookups whatever the number of hostnames.
+#[derive(Debug, Default, Clone)]
 pub struct Sites {
-    by_name: HashMap<String, Arc<Site>>,
+    /// Empty, or exactly [`SHARDS`] maps; a name lives in the shard its
+    /// hash picks.
+    shards: Vec<Arc<HashMap<String, Arc<Site>>>>,
+    len: usize,
+}
+
+fn shard_of(name: &str) -> usize {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    // Fixed keys: the shard of a name must not change between two Sites.
+    (BuildHasherDefault::<DefaultHasher>::default().hash_one(name) as usize) % SHARDS
 }
 
 impl Sites {
     /// The site for an SNI name (case-insensitive).
     pub fn get(&self, sni: &str) -> Option<&Arc<Site>> {
-        self.by_name.get(&sni.to_ascii_lowercase())
+        if self.shards.is_empty() {
+            return None;
+        }
+        let name = sni.to_ascii_lowercase();
+        self.shards[shard_of(&name)].get(&name)
     }
 
     /// Number of hostnames.
     pub fn len(&self) -> usize {
-        self.by_name.len()
+        self.len
     }
 
     /// True when there are none.
     pub fn is_empty(&self) -> bool {
-        self.by_name.is_empty()
+        self.len == 0
+    }
+
+    /// Sites from a map of lowercase name → site.
+    pub fn from_map(by_name: HashMap<String, Arc<Site>>) -> Sites {
+        Sites::default().with_changes(by_name.into_values(), std::iter::empty::<&str>())
+    }
+
+    /// Every site, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Site>> {
+        self.shards.iter().flat_map(|s| s.values())
+    }
+
+    /// A new `Sites` with `upserts` added or replaced (by [`Site::name`])
+    /// and `removals` gone. Only the shards these touch are copied; the
+    /// rest are shared with `self`.
+    pub fn with_changes<'a>(
+        &self,
+        upserts: impl IntoIterator<Item = Arc<Site>>,
+        removals: impl IntoIterator<Item = &'a str>,
+    ) -> Sites {
+        let mut shards = if self.shards.is_empty() {
+            (0..SHARDS).map(|_| Arc::new(HashMap::new())).collect()
+        } else {
+            self.shards.clone()
+        };
+        let mut len = self.len;
+        for name in removals {
+            let name = name.to_ascii_lowercase();
+            let shard = &mut shards[shard_of(&name)];
+            if shard.contains_key(&name) && Arc::make_mut(shard).remove(&name).is_some() {
+                len -= 1;
+            }
+        }
+        for site in upserts {
+            let shard = &mut shards[shard_of(&site.name)];
+            if Arc::make_mut(shard)
+                .insert(site.name.clone(), site)
+                .is_none()
+            {
+                len += 1;
+            }
+        }
+        Sites { shards, len }
+    }
+
+    /// How many shards differ from `other`'s (tests of copy-on-write).
+    #[cfg(test)]
+    pub(crate) fn shards_differing(&self, other: &Sites) -> usize {
+        self.shards
+            .iter()
+            .zip(&other.shards)
+            .filter(|(a, b)| !Arc::ptr_eq(a, b))
+            .count()
     }
 
     /// Reads every file the config names through `read` and builds the
@@ -174,7 +247,7 @@ impl Sites {
             );
         }
         if p.is_empty() {
-            Ok(Sites { by_name })
+            Ok(Sites::from_map(by_name))
         } else {
             Err(ConfigErrors(p))
         }

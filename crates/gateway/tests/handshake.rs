@@ -260,3 +260,98 @@ async fn unknown_sni_gets_unrecognized_name() {
     let r = get(gw, "a.test", &p.ca_pem, None, true).await;
     assert_eq!(r, Ok((200, "none".to_owned())));
 }
+
+/// A hostname changed live (built from in-memory PEM bytes, applied
+/// copy-on-write with `Gateway::update_sites`): a connection opened before
+/// the change keeps working with the policy it started with, new
+/// connections get the new one, and nothing is dropped.
+#[tokio::test]
+async fn live_change_keeps_open_connections_and_applies_to_new_ones() {
+    use gateway::config::{BlockResponse, Mode, OriginTimeouts};
+    use gateway::snapshot::{CaSource, SiteBuilder, SiteSource};
+
+    let p = pki();
+    let origin = origin().await;
+    let ca = CaSource {
+        pem: p.ca_pem.clone().into_bytes(),
+        crl: None,
+    };
+    let file = |n: &str| p.files[&PathBuf::from(format!("/m/{n}"))].clone();
+    let (cert, key) = (file("s.pem"), file("s-key.pem"));
+    let src = |mode| SiteSource {
+        name: "a.test",
+        cert_pem: &cert,
+        key_pem: &key,
+        origin: format!("http://{origin}").parse().expect("uri"),
+        origin_tls: None,
+        mode,
+        block: BlockResponse::default(),
+        cas: vec![&ca],
+    };
+    let mut b = SiteBuilder::new(OriginTimeouts::default());
+    let site = b.build(&src(Mode::Report)).expect("site");
+    let gw = Gateway::new(Sites::default().with_changes([site], std::iter::empty::<&str>()));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(gw.clone().serve(l, std::future::pending()));
+
+    // One keep-alive connection, no client certificate.
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(p.ca_pem.as_bytes()) {
+        roots.add(c.expect("ca")).expect("root");
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(gateway::tls::provider())
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(ServerName::try_from("a.test").expect("name"), tcp)
+        .await
+        .expect("handshake");
+    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+        .await
+        .expect("http");
+    tokio::spawn(conn);
+    let req = || {
+        hyper::Request::get("/")
+            .header("host", "a.test")
+            .body(Empty::<Bytes>::new())
+            .expect("request")
+    };
+    let r = send.send_request(req()).await.expect("first request");
+    assert_eq!(r.status(), 200);
+    let _ = r.into_body().collect().await;
+
+    // Switch the hostname to enforce.
+    let enforce = b.build(&src(Mode::Enforce)).expect("site");
+    gw.update_sites(|cur| cur.with_changes([enforce], std::iter::empty::<&str>()));
+    assert_eq!(
+        gw.sites().get("a.test").map(|s| s.mode),
+        Some(Mode::Enforce)
+    );
+
+    // The open connection is not dropped: it finishes with its policy.
+    let r = send
+        .send_request(req())
+        .await
+        .expect("the open connection still works");
+    assert_eq!(r.status(), 200);
+    let body = r.into_body().collect().await.expect("body").to_bytes();
+    assert_eq!(&body[..], b"none");
+    // A new connection gets the new policy.
+    let r = get(addr, "a.test", &p.ca_pem, None, true).await;
+    assert_eq!(r.map(|(s, _)| s), Ok(403));
+    let r = get(
+        addr,
+        "a.test",
+        &p.ca_pem,
+        Some((&p.alice.0, &p.alice.1)),
+        true,
+    )
+    .await;
+    assert_eq!(r, Ok((200, "valid".to_owned())));
+}

@@ -3,8 +3,11 @@
 pub mod agent;
 pub mod ca;
 pub mod cert;
+pub mod control;
 pub mod demo;
 pub mod files;
+pub mod gateway;
+pub mod live;
 pub mod serve;
 pub mod verify;
 

@@ -6,6 +6,16 @@
 //! `server.admin`, when set, serves `GET /metrics`. An `[agent]` section
 //! makes the process obtain and renew its own certificates from the CA
 //! (docs/agent.md); the files it writes are reloaded like any other.
+//!
+//! With `server.data_dir` (or `server.store`), hostnames also come from the
+//! control-plane store (SQLite `portcullis.db` in the data dir, or
+//! PostgreSQL) and follow it live (see `live.rs` and docs/store.md); the
+//! TOML file's hostnames win over store hostnames of the same name. The
+//! same loop, with `Role::Node`, is `portcullis gateway` (a fleet node).
+//! `serve` with a store is also the control plane: the management API
+//! (`/api/v1`, docs/control-api.md) is served on `server.admin` beside
+//! `/metrics`, and the first start makes an operator token (printed once,
+//! or `PORTCULLIS_ADMIN_TOKEN`).
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -36,9 +46,13 @@ pub fn load(path: &Path) -> anyhow::Result<(Config, Sites)> {
     Ok((config, sites))
 }
 
-/// One JSON line per request on stdout.
-fn access_log() -> gateway::AccessLog {
-    Box::new(|r| {
+/// One JSON line per request on stdout; and, with a store, the event of
+/// each report/enforce request (queued, never blocking the request).
+fn access_log(events: Option<super::live::EventSink>) -> gateway::AccessLog {
+    Box::new(move |r| {
+        if let Some(ev) = &events {
+            ev.record(r);
+        }
         let Ok(mut v) = serde_json::to_value(r) else {
             return;
         };
@@ -138,8 +152,27 @@ async fn start_agent(cfg: agent::config::AgentConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Which command runs the gateway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// `portcullis serve`: one machine; the store (SQLite under the data
+    /// dir, or `server.store`) must open at start.
+    Serve,
+    /// `portcullis gateway`: a fleet node on `server.store` (PostgreSQL);
+    /// starts from its local copy when PostgreSQL is down.
+    Node,
+}
+
 /// Runs the command.
 pub fn run(a: ServeArgs) -> anyhow::Result<()> {
+    run_role(&a.config, Role::Serve)
+}
+
+/// Runs the gateway in `role`.
+pub fn run_role(config_path: &Path, role: Role) -> anyhow::Result<()> {
+    let a = ServeArgs {
+        config: config_path.to_path_buf(),
+    };
     let agent_cfg = agent_section(&a.config)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -149,17 +182,106 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         rt.block_on(start_agent(cfg))?;
     }
     let (config, sites) = load(&a.config)?;
+    if role == Role::Node && config.store.is_none() {
+        anyhow::bail!(
+            "{}: a fleet node needs server.store = \"postgres://…\"",
+            a.config.display()
+        );
+    }
     rt.block_on(async move {
+        // The store: `serve` needs it now; a node may start without it.
+        let (store, pending) = match role {
+            Role::Serve => (super::live::open_store(&config).await?, None),
+            Role::Node => {
+                let fast = tokio::time::timeout(
+                    std::time::Duration::from_secs(5),
+                    super::live::open_store(&config),
+                )
+                .await;
+                match fast {
+                    Ok(Ok(s)) => (s, None),
+                    Ok(Err(e)) => {
+                        eprintln!("portcullis: store unavailable at start ({e:#}); serving the local copy");
+                        (None, Some(()))
+                    }
+                    Err(_) => {
+                        eprintln!("portcullis: store unavailable at start (timeout); serving the local copy");
+                        (None, Some(()))
+                    }
+                }
+            }
+        };
+        // `serve` with a store is also the control plane: the operator
+        // token, and the management API beside /metrics on the admin
+        // listener. A fleet node serves no API.
+        let api_store = match (&store, role) {
+            (Some(s), Role::Serve) => {
+                super::control::bootstrap(s.as_ref()).await?;
+                super::control::spawn_crl_refresh(s.clone());
+                Some(s.clone())
+            }
+            _ => None,
+        };
+        let (store_tx, store_rx) = tokio::sync::oneshot::channel::<std::sync::Arc<dyn store::Store>>();
+        let events = if store.is_some() || pending.is_some() {
+            let now = store.clone();
+            Some(super::live::start_events(async move {
+                match now {
+                    Some(s) => Some(s),
+                    None => store_rx.await.ok(),
+                }
+            }))
+        } else {
+            None
+        };
         let listener = tokio::net::TcpListener::bind(config.https)
             .await
             .with_context(|| format!("cannot listen on {}", config.https))?;
         let local = listener.local_addr().context("local address")?;
-        tracing::info!(https = %local, hostnames = sites.len(), "gateway listening");
+        let gw = Gateway::with_options(Sites::default(), Some(access_log(events)), config.max_connections);
+        let layers = std::sync::Arc::new(super::live::Layers::default());
+        layers.set_file(&gw, sites);
+        let local_copy = if role == Role::Node { config.data_dir.as_deref() } else { None };
+        let mut follower = super::live::Follower::new(layers.clone(), gw.clone(), &config, local_copy)?;
+        match (store, pending) {
+            (Some(s), _) => {
+                if role == Role::Serve {
+                    super::live::start_maintenance(s.clone());
+                }
+                follower
+                    .sync(s.as_ref())
+                    .await
+                    .context("cannot load the hostnames of the store")?;
+                tokio::spawn(follower.run(s));
+            }
+            (None, Some(())) => {
+                let n = follower.load_local()?;
+                eprintln!("portcullis: serving {n} hostnames from the local snapshot copy");
+                tokio::spawn(super::live::follow_when_reachable(config.clone(), follower, store_tx));
+            }
+            (None, None) => drop(store_tx),
+        }
+        let hostnames = gw.sites().len();
+        tracing::info!(https = %local, hostnames, "gateway listening");
         eprintln!("portcullis: gateway listening on https://{local}");
-        let gw = Gateway::with_options(sites, Some(access_log()), config.max_connections);
-        let admin = match config.admin {
-            None => None,
-            Some(addr) => {
+        let admin = match (config.admin, api_store) {
+            (None, _) => None,
+            (Some(addr), Some(store)) => {
+                let l = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (server.admin)"))?;
+                let local = l.local_addr().context("local address")?;
+                eprintln!(
+                    "portcullis: management API on http://{local}/api/v1 (metrics on /metrics)"
+                );
+                let app = super::control::admin_router(store, gw.clone());
+                Some(tokio::spawn(async move {
+                    if let Err(e) = axum::serve(l, app).await {
+                        eprintln!("portcullis: admin listener stopped: {e}");
+                    }
+                }))
+            }
+            (Some(addr), None) => {
                 let l = tokio::net::TcpListener::bind(addr)
                     .await
                     .with_context(|| format!("cannot listen on {addr} (server.admin)"))?;
@@ -170,7 +292,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
                 ))
             }
         };
-        tokio::spawn(reload_loop(gw.clone(), a.config.clone(), config.clone()));
+        tokio::spawn(reload_loop(gw.clone(), layers, a.config.clone(), config.clone()));
         gw.serve(listener, shutdown_signal()).await;
         if let Some(a) = admin {
             a.abort();
@@ -213,7 +335,12 @@ const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 /// the reason printed) if not. Open connections are never dropped. The
 /// listen address and the connection limit cannot change without a
 /// restart.
-async fn reload_loop(gw: std::sync::Arc<Gateway>, path: PathBuf, running: Config) {
+async fn reload_loop(
+    gw: std::sync::Arc<Gateway>,
+    layers: std::sync::Arc<super::live::Layers>,
+    path: PathBuf,
+    running: Config,
+) {
     #[cfg(unix)]
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => Some(s),
@@ -275,7 +402,7 @@ async fn reload_loop(gw: std::sync::Arc<Gateway>, path: PathBuf, running: Config
                     );
                 }
                 let n = sites.len();
-                gw.replace_sites(sites);
+                layers.set_file(&gw, sites);
                 tracing::info!(hostnames = n, why, "configuration reloaded");
                 eprintln!("portcullis: configuration reloaded ({why}; {n} hostnames)");
                 let new_files = watched(&path, &config);

@@ -22,7 +22,7 @@ pub(crate) struct Origin {
 }
 
 impl Origin {
-    fn start() -> Origin {
+    pub(crate) fn start() -> Origin {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind origin");
         l.set_nonblocking(true).expect("nonblocking");
         let port = l.local_addr().expect("addr").port();
@@ -167,7 +167,7 @@ fn gencert(dir: &Path, name: &str, ca: &str, profile: &str, hosts: &str, db: boo
 /// three hostnames, and client certs: alice (valid), mallory (other CA),
 /// old (expired, via openssl ca), carol (revoked, in ca.crl), bob
 /// (serverAuth only).
-fn make_pki(dir: &Path) {
+pub(crate) fn make_pki(dir: &Path) {
     need("openssl");
     init_ca(dir);
     write(
