@@ -44,6 +44,12 @@ if [[ -z "${PORTCULLIS_TEST_PG:-}" ]]; then
     fi
     if command -v pg_ctlcluster >/dev/null && [[ -n "$(pg_lsclusters -h 2>/dev/null)" ]]; then
       read -r ver name _ < <(pg_lsclusters -h | head -1)
+      # A test machine: let `postgres` in over 127.0.0.1 without a password
+      # (the suite's default URL), as the project's machines are set up.
+      hba=/etc/postgresql/$ver/$name/pg_hba.conf
+      if [[ -f $hba ]] && ! grep -q '^host all postgres 127.0.0.1/32 trust' "$hba"; then
+        sed -i '1i host all postgres 127.0.0.1/32 trust' "$hba"
+      fi
       echo "install-test-deps: starting PostgreSQL cluster $ver/$name" >&2
       pg_ctlcluster "$ver" "$name" start >&2 || true
     else

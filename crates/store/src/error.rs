@@ -83,11 +83,7 @@ impl From<rusqlite::Error> for StoreError {
 
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
-        if e.is_closed() || e.as_db_error().is_none() && e.code().is_none() {
-            StoreError::Unavailable(e.to_string())
-        } else {
-            StoreError::Database(e.to_string())
-        }
+        crate::sql::pg_err(e)
     }
 }
 

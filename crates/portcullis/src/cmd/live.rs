@@ -280,7 +280,8 @@ impl Follower {
             Changes::Full { .. } => {
                 let data = store.snapshot(None).await?;
                 let sites = build_all(&mut self.builder, &data);
-                let keep: HashSet<&str> = data.hostnames.iter().map(|h| h.name.as_str()).collect();
+                // What could not be built is not served (fail closed).
+                let keep: HashSet<&str> = sites.iter().map(|s| s.name.as_str()).collect();
                 let removals: Vec<String> = self
                     .layers
                     .store_names()

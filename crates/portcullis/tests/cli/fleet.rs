@@ -264,6 +264,18 @@ fn fleet_of_two_nodes_follows_postgres_and_survives_outages() {
         assert_eq!(curl(dir, n, "report", Some("mallory")).1, "invalid");
     }
 
+    // The nodes' report-mode verdicts become events in the shared store.
+    eventually("events from the nodes", Duration::from_secs(15), || {
+        let ev = rt
+            .block_on(cp.query_events(EventQuery {
+                hostname: Some("report.acme.test".into()),
+                ..EventQuery::default()
+            }))
+            .expect("events");
+        ev.iter().filter(|e| e.verdict == "valid").count() >= 2
+            && ev.iter().any(|e| e.verdict == "invalid")
+    });
+
     // A change through the store reaches both nodes.
     rt.block_on(cp.update_hostname(
         &actor,
