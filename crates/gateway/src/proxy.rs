@@ -1,14 +1,18 @@
 //! The request phases, in order (docs/gateway.md draws them):
 //!
 //! 1. [`strip_owned_headers`]: every identity header a client sent is
-//!    removed, in every mode (`off` included).
+//!    removed, in every mode (`off` included), and so are the hostname's
+//!    renamed and mapped identity headers.
 //! 2. [`check_host`]: unless the mode is `off`, the request's host (HTTP/2
 //!    `:authority`, else `Host`, port removed) must equal the TLS server
 //!    name, or the answer is 421 Misdirected Request.
 //! 3. [`enforce`]: in `enforce` mode a verdict other than `valid` gets the
 //!    hostname's block response.
-//! 4. [`forward`]: to the origin, with the identity headers (not in `off`)
-//!    and `X-Forwarded-For` / `X-Forwarded-Proto`.
+//! 4. [`forward`]: to the origin of the longest matching
+//!    `[[hostname.route]]` (else the hostname's), with the identity headers
+//!    (not in `off`) and `X-Forwarded-For` / `X-Forwarded-Proto`; an
+//!    HTTP/1.1 `Upgrade` request (WebSocket) becomes a tunnel when the
+//!    origin answers 101.
 //!
 //! Each phase may end the request with a [`Rejection`];
 //! [`Rejection::into_response`] is the one place that turns rejections into
@@ -176,7 +180,15 @@ pub struct AccessRecord<'a> {
     pub outcome: &'static str,
     /// Time to the response head, in milliseconds.
     pub duration_ms: u64,
+    /// Origin part of it (request sent to response head), in
+    /// milliseconds, when the request reached the origin.
+    pub origin_ms: Option<u64>,
 }
+
+/// How long the origin took to send its response head; set by
+/// [`forward`] in the response's extensions.
+#[derive(Clone, Copy, Debug)]
+pub struct OriginTiming(pub std::time::Duration);
 
 /// Runs the phases for one request. Never fails: rejections become
 /// responses here.
@@ -208,11 +220,15 @@ pub async fn handle(
         };
         tracing::Span::current().record("status", resp.status().as_u16());
         tracing::debug!("done");
-        metrics.request(
+        let elapsed = start.elapsed();
+        let origin = resp.extensions().get::<OriginTiming>().map(|t| t.0);
+        metrics.request_timed(
             &ctx.site.name,
             ctx.status(),
             outcome,
             resp.status().as_u16(),
+            Some(elapsed),
+            origin,
         );
         if let Some(log) = access_log {
             log(&AccessRecord {
@@ -230,7 +246,8 @@ pub async fn handle(
                     .and_then(Verdict::reason)
                     .map(|r| r.as_str()),
                 outcome,
-                duration_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
+                duration_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+                origin_ms: origin.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             });
         }
         resp
@@ -244,6 +261,9 @@ async fn phases(
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, Rejection> {
     strip_owned_headers(req.headers_mut());
+    for name in &ctx.site.strip {
+        req.headers_mut().remove(name);
+    }
     let host = check_host(ctx, &req)?;
     enforce(ctx)?;
     forward(ctx, host, req).await
@@ -337,11 +357,16 @@ pub async fn forward(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Rejection> {
     let (mut parts, body) = req.into_parts();
+    // An HTTP/1.1 `Upgrade` (WebSocket): the protocol asked for, kept
+    // across the hop-by-hop cleaning below, and the client side's upgrade.
+    let upgrade = upgrade_protocol(&parts);
+    let client_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
     strip_hop_by_hop(&mut parts.headers);
     let site = &ctx.site;
+    let target = site.target(parts.uri.path());
     parts.uri = Uri::builder()
-        .scheme(site.origin_scheme.clone())
-        .authority(site.origin_authority.clone())
+        .scheme(target.scheme.clone())
+        .authority(target.authority.clone())
         .path_and_query(
             parts
                 .uri
@@ -370,30 +395,98 @@ pub async fn forward(
         HeaderName::from_static("x-forwarded-proto"),
         HeaderValue::from_static("https"),
     );
+    if let Some(proto) = &upgrade {
+        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        h.insert(header::UPGRADE, proto.clone());
+    }
     let req = Request::from_parts(parts, body);
     let limit = site.origin_timeouts.response;
-    let resp = match &site.https {
-        Some(https) => tokio::time::timeout(limit, https.request(req)).await,
-        None => tokio::time::timeout(limit, site.http.request(req)).await,
-    }
-    .map_err(|_| Rejection::OriginTimeout(limit))?
-    .map_err(Rejection::Origin)?;
+    let client = if upgrade.is_some() {
+        &target.upgrade
+    } else {
+        &target.client
+    };
+    let sent = std::time::Instant::now();
+    let mut resp = tokio::time::timeout(limit, client.request(req))
+        .await
+        .map_err(|_| Rejection::OriginTimeout(limit))?
+        .map_err(Rejection::Origin)?;
+    let origin_took = sent.elapsed();
+    let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+    let origin_upgrade = if switching && upgrade.is_some() {
+        Some(hyper::upgrade::on(&mut resp))
+    } else {
+        None
+    };
     let (mut parts, body) = resp.into_parts();
+    let agreed = parts.headers.get(header::UPGRADE).cloned();
     strip_hop_by_hop(&mut parts.headers);
+    match (origin_upgrade, client_upgrade, agreed) {
+        (Some(origin_side), Some(client_side), Some(agreed)) => {
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            parts.headers.insert(header::UPGRADE, agreed);
+            tokio::spawn(tunnel(client_side, origin_side).in_current_span());
+        }
+        _ if switching => {
+            // 101 without an upgrade we asked for, or over HTTP/2: not
+            // something a client can use.
+            return Err(Rejection::BadRequest(
+                "the origin switched protocols unasked",
+            ));
+        }
+        _ => {}
+    }
+    parts.extensions.insert(OriginTiming(origin_took));
     Ok(Response::from_parts(parts, body.boxed()))
+}
+
+/// The `Upgrade` value of an HTTP/1.1 request that asks for one
+/// (`Connection: upgrade` and an `Upgrade` header).
+fn upgrade_protocol(parts: &hyper::http::request::Parts) -> Option<HeaderValue> {
+    if parts.version != Version::HTTP_11 {
+        return None;
+    }
+    let asks = parts
+        .headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    if asks {
+        parts.headers.get(header::UPGRADE).cloned()
+    } else {
+        None
+    }
+}
+
+/// Copies bytes both ways between the upgraded client and origin
+/// connections until either side closes.
+async fn tunnel(client: hyper::upgrade::OnUpgrade, origin: hyper::upgrade::OnUpgrade) {
+    let (c, o) = match tokio::try_join!(client, origin) {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::debug!(error = %e, "upgrade failed");
+            return;
+        }
+    };
+    let mut c = hyper_util::rt::TokioIo::new(c);
+    let mut o = hyper_util::rt::TokioIo::new(o);
+    match tokio::io::copy_bidirectional(&mut c, &mut o).await {
+        Ok((up, down)) => tracing::debug!(up, down, "tunnel closed"),
+        Err(e) => tracing::debug!(error = %e, "tunnel ended with an error"),
+    }
 }
 
 /// The identity headers of a verdict, as header pairs (values that are not
 /// valid header values, which `client-auth` never produces, are dropped).
+/// The contract names; [`crate::identity::IdentityHeaders::headers`] applies
+/// a hostname's renames and mappings.
 pub fn identity_headers(
     verdict: &Verdict,
     chain: &[client_auth::CertificateDer<'_>],
 ) -> Vec<(HeaderName, HeaderValue)> {
-    let facts = chain
-        .first()
-        .and_then(|leaf| client_auth::CertFacts::from_der(leaf).ok());
-    client_auth::headers::identity_headers(verdict, facts.as_ref(), chain)
-        .into_iter()
-        .filter_map(|(n, v)| Some((HeaderName::from_static(n), HeaderValue::from_str(&v).ok()?)))
-        .collect()
+    crate::identity::IdentityHeaders::default().headers(verdict, chain)
 }
