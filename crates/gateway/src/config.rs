@@ -883,4 +883,85 @@ origin = "http://127.0.0.1:9002/"
         );
         assert_eq!(c.hostnames[1].origin_tls, None);
     }
+
+    #[test]
+    fn routes_inherit_and_server_defaults_apply() {
+        let text = GOOD
+            .replace(
+                "data_dir = \"data\"",
+                "origin_ca = \"o.pem\"\norigin_cert = \"d.pem\"\norigin_key = \"d-key.pem\"\nidle_timeout = 5",
+            )
+            .replace(
+                "origin = \"http://127.0.0.1:9001\"",
+                "origin = \"https://127.0.0.1:9001\"\norigin_protocol = \"auto\"\n\
+                 [[hostname.route]]\npath = \"/billing\"\norigin_cert = \"b.pem\"\norigin_key = \"b-key.pem\"\n\
+                 [[hostname.route]]\npath = \"/plain\"\norigin = \"http://127.0.0.1:9009\"\norigin_protocol = \"h2\"\n\
+                 [[hostname.route]]\npath = \"/\"",
+            );
+        let c = Config::parse(&text, Path::new("/d")).expect("valid");
+        assert_eq!(c.idle_timeout, Duration::from_secs(5));
+        let h = &c.hostnames[0];
+        assert_eq!(h.origin_protocol, OriginProtocol::Auto);
+        let default = Some((PathBuf::from("/d/d.pem"), PathBuf::from("/d/d-key.pem")));
+        assert_eq!(
+            h.origin_tls,
+            Some(OriginTls {
+                ca: PathBuf::from("/d/o.pem"),
+                client: default.clone(),
+            })
+        );
+        assert_eq!(h.routes.len(), 3);
+        assert_eq!(
+            h.routes[0]
+                .origin_tls
+                .as_ref()
+                .and_then(|t| t.client.clone()),
+            Some((PathBuf::from("/d/b.pem"), PathBuf::from("/d/b-key.pem")))
+        );
+        assert_eq!(h.routes[0].origin_protocol, OriginProtocol::Auto);
+        assert_eq!(h.routes[1].origin_tls, None);
+        assert_eq!(h.routes[1].origin_protocol, OriginProtocol::H2);
+        assert_eq!(
+            h.routes[2]
+                .origin_tls
+                .as_ref()
+                .and_then(|t| t.client.clone()),
+            default
+        );
+        assert!(c.files().contains(&Path::new("/d/b-key.pem")));
+        // The http:// hostname does not pick the https defaults up.
+        assert_eq!(c.hostnames[1].origin_tls, None);
+    }
+
+    #[test]
+    fn bad_routes_protocols_and_header_maps_are_all_listed() {
+        let text = GOOD
+            .replace("data_dir = \"data\"", "origin_cert = \"d.pem\"\nidle_timeout = 0")
+            .replace(
+                "origin = \"http://127.0.0.1:9001\"",
+                "origin = \"http://127.0.0.1:9001\"\norigin_protocol = \"h3\"\n\
+                 [[hostname.route]]\npath = \"billing\"\norigin = \"https://127.0.0.1:1\"\n\
+                 [[hostname.route]]\npath = \"/a\"\norigin_cert = \"x.pem\"\norigin_key = \"x-key.pem\"",
+            )
+            .replace(
+                "block_body = \"no\"",
+                "block_body = \"no\"\nheaders = { \"Client-Cert-Subject\" = \"X Bad\" }\n\
+                 [[hostname.mtls.map]]\nfield = \"san.nope\"\nheader = \"X-Ok\"",
+            );
+        let e = Config::parse(&text, Path::new("/")).expect_err("invalid");
+        let all = e.to_string();
+        for needle in [
+            "server: origin_cert and origin_key go together",
+            "server.idle_timeout = 0",
+            "origin_protocol \"h3\"",
+            "route[0] (\"billing\"): path must start with /",
+            "route[0] (\"billing\"): an https:// origin needs origin_ca",
+            "route[1] (\"/a\"): origin_ca, origin_cert and origin_key need an https:// origin",
+            "\"X Bad\" is not a valid header name",
+            "field \"san.nope\"",
+        ] {
+            assert!(all.contains(needle), "missing {needle:?} in {all}");
+        }
+        assert_eq!(e.0.len(), 8, "{all}");
+    }
 }

@@ -260,3 +260,7 @@ async fn unknown_sni_gets_unrecognized_name() {
     let r = get(gw, "a.test", &p.ca_pem, None, true).await;
     assert_eq!(r, Ok((200, "none".to_owned())));
 }
+
+/// Upgrades (WebSocket), idle connections, graceful shutdown.
+#[path = "handshake/flow.rs"]
+mod flow;
