@@ -25,21 +25,53 @@ use crate::config::{OriginProtocol, OriginTimeouts};
 /// A pooled client to one `https://` origin.
 pub type HttpsClient = Client<TlsOriginConnector, hyper::body::Incoming>;
 
-/// A pooled client to `http://` origins.
-pub type HttpClient = Client<HttpConnector, hyper::body::Incoming>;
+/// A pooled client to one `http://` origin.
+pub type HttpClient = Client<FixedHttpConnector, hyper::body::Incoming>;
+
+/// Plain TCP to one origin address, whatever authority the request URI
+/// names: requests carry the client's host in their URI (HTTP/1.1 `Host`,
+/// HTTP/2 `:authority`) while the connection goes to the configured origin.
+#[derive(Clone, Debug)]
+pub struct FixedHttpConnector {
+    inner: HttpConnector,
+    origin: Uri,
+}
+
+impl tower_service::Service<Uri> for FixedHttpConnector {
+    type Response = TokioIo<TcpStream>;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, _dst: Uri) -> Self::Future {
+        let fut = self.inner.call(self.origin.clone());
+        Box::pin(async move { fut.await.map_err(Into::into) })
+    }
+}
 
 /// A pooled plain-HTTP client whose TCP connects give up after
 /// `timeouts.connect`.
-pub fn http_client(timeouts: OriginTimeouts) -> HttpClient {
-    http_client_with(timeouts, OriginProtocol::Http1)
+pub fn http_client(origin: &Uri, timeouts: OriginTimeouts) -> HttpClient {
+    http_client_with(origin, timeouts, OriginProtocol::Http1)
 }
 
 /// A pooled plain-HTTP client speaking `protocol` (`h2`: HTTP/2 with prior
 /// knowledge, "h2c"; otherwise HTTP/1.1).
-pub fn http_client_with(timeouts: OriginTimeouts, protocol: OriginProtocol) -> HttpClient {
-    let mut c = HttpConnector::new();
-    c.set_connect_timeout(Some(timeouts.connect));
-    c.set_nodelay(true);
+pub fn http_client_with(
+    origin: &Uri,
+    timeouts: OriginTimeouts,
+    protocol: OriginProtocol,
+) -> HttpClient {
+    let mut inner = HttpConnector::new();
+    inner.set_connect_timeout(Some(timeouts.connect));
+    inner.set_nodelay(true);
+    let c = FixedHttpConnector {
+        inner,
+        origin: origin.clone(),
+    };
     let mut b = Client::builder(TokioExecutor::new());
     b.timer(TokioTimer::new()).pool_timer(TokioTimer::new());
     if protocol == OriginProtocol::H2 {
@@ -127,11 +159,14 @@ impl Connection for OriginStream {
     }
 }
 
-/// Connects TCP then TLS (HTTP/1.1) to the origin of one hostname.
+/// Connects TCP then TLS to one origin (whatever authority the request
+/// URI names, like [`FixedHttpConnector`]).
 #[derive(Clone)]
 pub struct TlsOriginConnector {
     tls: tokio_rustls::TlsConnector,
     name: ServerName<'static>,
+    host: String,
+    port: u16,
     connect_timeout: std::time::Duration,
 }
 
@@ -152,18 +187,12 @@ impl tower_service::Service<Uri> for TlsOriginConnector {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, dst: Uri) -> Self::Future {
+    fn call(&mut self, _dst: Uri) -> Self::Future {
         let tls = self.tls.clone();
         let name = self.name.clone();
         let connect_timeout = self.connect_timeout;
+        let (host, port) = (self.host.clone(), self.port);
         Box::pin(async move {
-            let host = dst
-                .host()
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "origin without host"))?
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned();
-            let port = dst.port_u16().unwrap_or(443);
             let tcp =
                 tokio::time::timeout(connect_timeout, TcpStream::connect((host.as_str(), port)))
                     .await
@@ -219,6 +248,8 @@ pub fn https_client_with(
     let connector = TlsOriginConnector {
         tls: tokio_rustls::TlsConnector::from(Arc::new(cfg)),
         name,
+        host: host.to_owned(),
+        port: origin.port_u16().unwrap_or(443),
         connect_timeout: timeouts.connect,
     };
     let mut b = Client::builder(TokioExecutor::new());

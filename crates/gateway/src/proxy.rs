@@ -364,9 +364,12 @@ pub async fn forward(
     strip_hop_by_hop(&mut parts.headers);
     let site = &ctx.site;
     let target = site.target(parts.uri.path());
+    // The URI names the client's (checked) host: HTTP/1.1 `Host` and
+    // HTTP/2 `:authority` are made from it; the connectors connect to the
+    // target's address whatever it says.
     parts.uri = Uri::builder()
         .scheme(target.scheme.clone())
-        .authority(target.authority.clone())
+        .authority(host.clone())
         .path_and_query(
             parts
                 .uri
@@ -378,10 +381,9 @@ pub async fn forward(
         .map_err(|_| Rejection::BadRequest("unusable request target"))?;
     parts.version = Version::HTTP_11;
     let h = &mut parts.headers;
-    // The checked host, whatever Host header came with an HTTP/2 request.
-    let host =
-        HeaderValue::from_str(host.as_str()).map_err(|_| Rejection::BadRequest("bad Host"))?;
-    h.insert(header::HOST, host);
+    // Set from the URI by the origin client (HTTP/1.1) or sent as
+    // `:authority` (HTTP/2), whatever Host header the client sent.
+    h.remove(header::HOST);
     for (name, value) in &ctx.identity {
         h.insert(name.clone(), value.clone());
     }

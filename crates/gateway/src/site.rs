@@ -225,7 +225,7 @@ impl Sites {
             };
             let http = match &main.client {
                 OriginClient::Http(c) => c.clone(),
-                OriginClient::Https(_) => http_client(config.origin_timeouts),
+                OriginClient::Https(_) => http_client(&h.origin, config.origin_timeouts),
             };
             if h.mtls.mode != Mode::Off && trust.is_none() {
                 continue;
@@ -340,9 +340,9 @@ fn origin_target(
     let authority = origin.authority()?.clone();
     let scheme = origin.scheme().cloned().unwrap_or(Scheme::HTTP);
     let Some(o) = o else {
-        let client = http_client_with(timeouts, protocol);
+        let client = http_client_with(origin, timeouts, protocol);
         let upgrade = if protocol == OriginProtocol::H2 {
-            http_client(timeouts)
+            http_client(origin, timeouts)
         } else {
             client.clone()
         };

@@ -135,7 +135,7 @@ const OSSL_CA: &str = "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_cert
 serial = serial\ndefault_md = sha256\npolicy = p\nunique_subject = no\n[p]\ncommonName = supplied\n\
 [ext]\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = clientAuth\n";
 
-fn gencert(dir: &Path, name: &str, ca: &str, profile: &str, hosts: &str, db: bool) {
+pub(crate) fn gencert(dir: &Path, name: &str, ca: &str, profile: &str, hosts: &str, db: bool) {
     write(
         dir,
         &format!("{name}.json"),
