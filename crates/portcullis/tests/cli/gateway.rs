@@ -1038,6 +1038,17 @@ fn serve_exposes_metrics_on_admin() {
         "hostname=\"enforce.acme.test\",verdict=\"valid\",outcome=\"origin\",status=\"2xx\"} 1",
         "hostname=\"enforce.acme.test\",verdict=\"none\",outcome=\"blocked\",status=\"4xx\"} 1",
         "portcullis_handshake_failures_total{cause=\"unknown_sni\"} 1",
+        // Latency histograms: two requests for the hostname, one of them
+        // reached the origin.
+        "portcullis_request_duration_seconds_count{hostname=\"enforce.acme.test\"} 2",
+        "portcullis_request_duration_seconds_bucket{hostname=\"enforce.acme.test\",le=\"+Inf\"} 2",
+        "portcullis_origin_duration_seconds_count{hostname=\"enforce.acme.test\"} 1",
+        // Expiry gauges for every configured certificate: the hostnames'
+        // server certificate and both CAs.
+        "portcullis_certificate_expiry_days{kind=\"server\",name=\"enforce.acme.test\",subject=\"CN=server\"} ",
+        "portcullis_certificate_expiry_days{kind=\"ca\",name=\"acme\",subject=",
+        "portcullis_certificate_expiry_days{kind=\"ca\",name=\"other\",subject=",
+        "# TYPE portcullis_request_duration_seconds histogram",
     ];
     // Counters are bumped as the response head is sent; poll (bounded).
     let mut body = String::new();
@@ -1053,6 +1064,14 @@ fn serve_exposes_metrics_on_admin() {
     for w in want {
         assert!(body.contains(w), "{w} missing in {body}");
     }
+    // The server certificate was issued for 720 h just now.
+    let days: f64 = body
+        .lines()
+        .find(|l| l.starts_with(want[6]))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .expect("expiry gauge value");
+    assert!(days > 29.0 && days <= 30.0, "{days}");
     assert_eq!(curl_get(&format!("http://127.0.0.1:{admin}/other")).0, 404);
 }
 
