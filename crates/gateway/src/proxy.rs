@@ -397,6 +397,16 @@ pub async fn forward(
         HeaderName::from_static("x-forwarded-proto"),
         HeaderValue::from_static("https"),
     );
+    // RFC 7239, replaced like X-Forwarded-For (an IPv6 address is quoted
+    // and bracketed, the host quoted).
+    let forwarded = match ctx.peer.ip() {
+        std::net::IpAddr::V4(ip) => format!("for={ip};proto=https;host=\"{host}\""),
+        std::net::IpAddr::V6(ip) => format!("for=\"[{ip}]\";proto=https;host=\"{host}\""),
+    };
+    h.insert(
+        header::FORWARDED,
+        HeaderValue::from_str(&forwarded).map_err(|_| Rejection::BadRequest("bad Host"))?,
+    );
     if let Some(proto) = &upgrade {
         h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         h.insert(header::UPGRADE, proto.clone());

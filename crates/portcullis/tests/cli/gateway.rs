@@ -413,6 +413,8 @@ fn gateway_valid_cert_forwarded_with_identity_headers() {
                 "Client-Cert: :ZXZpbA==:",
                 "-H",
                 "X-Forwarded-For: 6.6.6.6",
+                "-H",
+                "Forwarded: for=6.6.6.6",
             ],
         );
         assert_eq!(code, 200, "{proto}: {body}\n{}", env.log());
@@ -441,6 +443,14 @@ fn gateway_valid_cert_forwarded_with_identity_headers() {
         assert!(xfcc.contains("Subject=\"CN=alice\""), "{xfcc}");
         assert_eq!(one(&h, "x-forwarded-proto"), "https");
         assert_eq!(one(&h, "x-forwarded-for"), "127.0.0.1");
+        assert_eq!(
+            one(&h, "forwarded"),
+            format!(
+                "for=127.0.0.1;proto=https;host=\"enforce.acme.test:{}\"",
+                env.port
+            ),
+            "{body}"
+        );
         assert_eq!(
             one(&h, "host"),
             format!("enforce.acme.test:{}", env.port),
