@@ -34,18 +34,66 @@ pub fn load(path: &Path) -> anyhow::Result<(Config, Sites)> {
     Ok((config, sites))
 }
 
-/// One JSON line per request on stdout.
-fn access_log() -> gateway::AccessLog {
-    Box::new(|r| {
-        let Ok(mut v) = serde_json::to_value(r) else {
-            return;
-        };
+/// Access-log lines gathered in memory and written to stdout in batches
+/// (every 100 ms, at 64 KiB, and at exit) instead of one write per request.
+#[derive(Default)]
+struct LogBuffer(std::sync::Mutex<Vec<u8>>);
+
+/// A batch is written once it reaches this size.
+const LOG_BATCH: usize = 64 * 1024;
+
+impl LogBuffer {
+    fn push(&self, line: &[u8]) {
+        let mut b = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        b.extend_from_slice(line);
+        if b.len() >= LOG_BATCH {
+            // Written under the lock, so batches keep their order.
+            let _ = std::io::stdout().lock().write_all(&b);
+            b.clear();
+        }
+    }
+
+    fn flush(&self) {
+        let mut b = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !b.is_empty() {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(&b);
+            let _ = out.flush();
+            b.clear();
+        }
+    }
+}
+
+/// One JSON line per request on stdout (`ts` first, then the record's
+/// fields), batched by `buffer`, which a thread flushes every 100 ms.
+fn access_log(buffer: std::sync::Arc<LogBuffer>) -> gateway::AccessLog {
+    let flusher = buffer.clone();
+    std::thread::spawn(move || loop {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        flusher.flush();
+    });
+    Box::new(move |r| {
         let ts = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
-        v["ts"] = serde_json::Value::from(ts);
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{v}");
+        let mut line = Vec::with_capacity(320);
+        line.extend_from_slice(b"{\"ts\":\"");
+        line.extend_from_slice(ts.as_bytes());
+        line.extend_from_slice(b"\",");
+        let start = line.len();
+        if serde_json::to_writer(&mut line, r).is_err() || line.get(start) != Some(&b'{') {
+            return;
+        }
+        // The record's own `{` becomes the separator after `ts`.
+        line.remove(start);
+        line.push(b'\n');
+        buffer.push(&line);
     })
 }
 
@@ -63,7 +111,9 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         let local = listener.local_addr().context("local address")?;
         tracing::info!(https = %local, hostnames = sites.len(), "gateway listening");
         eprintln!("portcullis: gateway listening on https://{local}");
-        let gw = Gateway::with_options(sites, Some(access_log()), config.max_connections);
+        let log = std::sync::Arc::new(LogBuffer::default());
+        let gw =
+            Gateway::with_options(sites, Some(access_log(log.clone())), config.max_connections);
         let admin = match config.admin {
             None => None,
             Some(addr) => {
@@ -79,6 +129,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         };
         tokio::spawn(reload_loop(gw.clone(), a.config.clone(), config.clone()));
         gw.serve(listener, shutdown_signal()).await;
+        log.flush();
         if let Some(a) = admin {
             a.abort();
         }

@@ -786,6 +786,8 @@ fn serve_writes_a_json_access_log_line_per_request() {
     assert_eq!(l["verdict"], "valid");
     assert_eq!(l["outcome"], "origin");
     assert!(l["ts"].is_string() && l["duration_ms"].is_u64(), "{l}");
+    assert!(l["origin_ms"].is_u64(), "{l}");
+    assert!(lines[1]["origin_ms"].is_null(), "{}", lines[1]);
     assert_eq!(lines[1]["status"], 403);
     assert_eq!(lines[1]["verdict"], "invalid");
     assert_eq!(lines[1]["reason"], "unknown-issuer");
