@@ -31,7 +31,7 @@ use hyper::http::uri::{Authority, Uri};
 use hyper::http::{Request, Response, StatusCode, Version};
 use tracing::Instrument as _;
 
-use crate::config::Mode;
+use crate::config::{Mode, OriginProtocol};
 use crate::site::Site;
 
 /// Response body: streamed from the origin, or a small fixed body.
@@ -364,12 +364,12 @@ pub async fn forward(
     strip_hop_by_hop(&mut parts.headers);
     let site = &ctx.site;
     let target = site.target(parts.uri.path());
-    // The URI names the client's (checked) host: HTTP/1.1 `Host` and
-    // HTTP/2 `:authority` are made from it; the connectors connect to the
-    // target's address whatever it says.
+    // The URI names the hostname (the pool key: one per hostname, whatever
+    // Host values clients send) and is HTTP/2's `:authority`; the
+    // connectors connect to the target's address whatever it says.
     parts.uri = Uri::builder()
         .scheme(target.scheme.clone())
-        .authority(host.clone())
+        .authority(site.authority.clone())
         .path_and_query(
             parts
                 .uri
@@ -381,9 +381,16 @@ pub async fn forward(
         .map_err(|_| Rejection::BadRequest("unusable request target"))?;
     parts.version = Version::HTTP_11;
     let h = &mut parts.headers;
-    // Set from the URI by the origin client (HTTP/1.1) or sent as
-    // `:authority` (HTTP/2), whatever Host header the client sent.
-    h.remove(header::HOST);
+    // HTTP/1.1: the checked host, whatever Host header the client sent.
+    // HTTP/2 origins get `:authority` (the hostname) and no Host header,
+    // which they would take as a second, conflicting one.
+    if target.protocol == OriginProtocol::Http1 || upgrade.is_some() {
+        let host =
+            HeaderValue::from_str(host.as_str()).map_err(|_| Rejection::BadRequest("bad Host"))?;
+        h.insert(header::HOST, host);
+    } else {
+        h.remove(header::HOST);
+    }
     for (name, value) in &ctx.identity {
         h.insert(name.clone(), value.clone());
     }

@@ -64,6 +64,9 @@ pub struct Site {
     /// Idle client connections are closed after this long
     /// (`server.idle_timeout`).
     pub idle_timeout: std::time::Duration,
+    /// The hostname as a URI authority: the authority of origin request
+    /// URIs (pool key, HTTP/2 `:authority`).
+    pub authority: Authority,
 }
 
 impl Site {
@@ -214,12 +217,17 @@ impl Sites {
                     }
                 }
             };
-            let (Some(certified), Some(authority), Ok(https), Some(main), true) = (
+            let own = h.name.parse::<Authority>().ok();
+            if own.is_none() {
+                p.push(format!("{at}: the name is not a URI authority"));
+            }
+            let (Some(certified), Some(authority), Ok(https), Some(main), true, Some(own)) = (
                 certified,
                 h.origin.authority().cloned(),
                 https,
                 main,
                 routes_ok,
+                own,
             ) else {
                 continue;
             };
@@ -255,6 +263,7 @@ impl Sites {
                     identity: h.mtls.identity.clone(),
                     strip: h.mtls.identity.custom_names(),
                     idle_timeout: config.idle_timeout,
+                    authority: own,
                 }),
             );
         }
