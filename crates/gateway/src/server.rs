@@ -332,8 +332,16 @@ impl Gateway {
                 .unwrap_or_default();
             // Verification (and waiting on another connection verifying the
             // same chain) is CPU work and may block: off the async workers.
-            let ctx = if site.mode == Mode::Off {
-                self.context(peer, site, &chain)
+            let cached = match (&site.trust, site.mode) {
+                (Some(store), Mode::Report | Mode::Enforce) => {
+                    self.cache.cached(store, &chain, UnixTime::now())
+                }
+                _ => None,
+            };
+            let ctx = if site.mode == Mode::Off || cached.is_some() {
+                // Nothing to verify (a cached verdict, or no policy): the
+                // headers are cheap enough for this worker.
+                self.context_with(peer, site, &chain, cached)
             } else {
                 let gw = self.clone();
                 let span = tracing::Span::current();
@@ -453,9 +461,20 @@ impl Gateway {
         site: Arc<Site>,
         chain: &[CertificateDer<'static>],
     ) -> ConnContext {
+        self.context_with(peer, site, chain, None)
+    }
+
+    /// Like [`Gateway::context`], with the verdict when it is known already.
+    fn context_with(
+        &self,
+        peer: SocketAddr,
+        site: Arc<Site>,
+        chain: &[CertificateDer<'static>],
+        known: Option<client_auth::Verdict>,
+    ) -> ConnContext {
         let (verdict, identity) = match (&site.trust, site.mode) {
             (Some(store), Mode::Report | Mode::Enforce) => {
-                let v = self.cache.verify(store, chain, UnixTime::now());
+                let v = known.unwrap_or_else(|| self.cache.verify(store, chain, UnixTime::now()));
                 if let client_auth::Verdict::Invalid { reason, detail } = &v {
                     tracing::info!(%reason, %detail, "client certificate invalid");
                 }
@@ -467,7 +486,14 @@ impl Gateway {
                 } else {
                     chain
                 };
-                let h = site.identity.headers(&v, forwarded);
+                // Under `enforce`, only a valid verdict is ever forwarded:
+                // no headers to build for the others (an invalid-certificate
+                // flood costs no header work).
+                let h = if site.mode == Mode::Enforce && v != client_auth::Verdict::Valid {
+                    Vec::new()
+                } else {
+                    site.identity.headers(&v, forwarded)
+                };
                 (Some(v), h)
             }
             _ => (None, Vec::new()),
