@@ -27,7 +27,7 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use hyper::http::uri::{Authority, Uri};
+use hyper::http::uri::{Authority, PathAndQuery, Uri};
 use hyper::http::{Request, Response, StatusCode, Version};
 use tracing::Instrument as _;
 
@@ -374,8 +374,8 @@ pub async fn forward(
             parts
                 .uri
                 .path_and_query()
-                .map_or("/", |pq| pq.as_str())
-                .to_owned(),
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/")),
         )
         .build()
         .map_err(|_| Rejection::BadRequest("unusable request target"))?;
