@@ -98,8 +98,9 @@ fn gateway_maps_certificate_fields_and_renames_headers() {
 
 /// Starts nginx serving TLS with `ssl_verify_client on` (trusting `ca.pem`)
 /// and HTTP/2 on `port`, answering with the client DN it verified and the
-/// protocol spoken.
-fn start_nginx(dir: &Path, port: u16) -> ChildGuard {
+/// protocol spoken; and plain-text HTTP/2 only ("h2c", prior knowledge) on
+/// `h2c_port`.
+fn start_nginx(dir: &Path, port: u16, h2c_port: u16) -> ChildGuard {
     let d = dir.display();
     std::fs::create_dir_all(dir.join("nginx/logs")).expect("mkdir");
     write(
@@ -130,6 +131,13 @@ http {{
       return 200 "dn=$ssl_client_s_dn proto=$server_protocol uri=$uri status=$http_client_cert_status\n";
     }}
   }}
+  server {{
+    listen 127.0.0.1:{h2c_port} http2;
+    location / {{
+      default_type text/plain;
+      return 200 "h2c proto=$server_protocol uri=$uri host=$host status=$http_client_cert_status\n";
+    }}
+  }}
 }}
 "#
         ),
@@ -151,11 +159,13 @@ http {{
 /// One hostname, one nginx origin, different client identities per path:
 /// the `[server]` default pull certificate for the hostname, its own for
 /// `/billing`, another tenant's (which nginx refuses) for `/other`; and
-/// `origin_protocol = "h2"` / `"auto"` routes speak HTTP/2 to nginx.
+/// `origin_protocol = "h2"` / `"auto"` routes speak HTTP/2 to nginx, over
+/// TLS and in plain text ("h2c").
 #[test]
 fn gateway_origin_pull_per_route_default_identity_and_h2_to_nginx() {
     need("nginx");
     let nginx_port = free_port();
+    let h2c_port = free_port();
     let mut nginx = None;
     let env = Env::start_with(|dir, port, _| {
         gencert(dir, "server2", "ca", "server", r#""pull.acme.test""#, false);
@@ -163,7 +173,7 @@ fn gateway_origin_pull_per_route_default_identity_and_h2_to_nginx() {
         gencert(dir, "gateway-default", "ca", "client", "", false);
         gencert(dir, "billing-pull", "ca", "client", "", false);
         gencert(dir, "stranger", "other", "client", "", false);
-        nginx = Some(start_nginx(dir, nginx_port));
+        nginx = Some(start_nginx(dir, nginx_port, h2c_port));
         format!(
             r#"[server]
 https = "127.0.0.1:{port}"
@@ -197,6 +207,11 @@ origin_key = "stranger-key.pem"
 
 [[hostname.route]]
 path = "/h2"
+origin_protocol = "h2"
+
+[[hostname.route]]
+path = "/plain"
+origin = "http://127.0.0.1:{h2c_port}"
 origin_protocol = "h2"
 
 [[hostname.route]]
@@ -249,6 +264,16 @@ origin_protocol = "auto"
                 );
             }
         }
+    }
+    // An http:// route with origin_protocol = "h2": HTTP/2 with prior
+    // knowledge, `:authority` the hostname.
+    for client in ["--http1.1", "--http2"] {
+        let (code, body) = get("/plain/x", &[client]);
+        assert_eq!(code, 200, "{client}: {body}\n{}", env.log());
+        assert!(
+            body.contains("h2c proto=HTTP/2.0 uri=/plain/x host=pull.acme.test status=valid"),
+            "{client}: {body}"
+        );
     }
     // Another tenant's certificate on /other: nginx refuses that identity.
     let (code, body) = get("/other", &[]);
