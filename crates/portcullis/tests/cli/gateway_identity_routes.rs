@@ -166,6 +166,7 @@ fn gateway_origin_pull_per_route_default_identity_and_h2_to_nginx() {
     need("nginx");
     let nginx_port = free_port();
     let h2c_port = free_port();
+    let admin = free_port();
     let mut nginx = None;
     let env = Env::start_with(|dir, port, _| {
         gencert(dir, "server2", "ca", "server", r#""pull.acme.test""#, false);
@@ -177,6 +178,7 @@ fn gateway_origin_pull_per_route_default_identity_and_h2_to_nginx() {
         format!(
             r#"[server]
 https = "127.0.0.1:{port}"
+admin = "127.0.0.1:{admin}"
 origin_ca = "ca.pem"
 origin_cert = "gateway-default.pem"
 origin_key = "gateway-default-key.pem"
@@ -275,6 +277,24 @@ origin_protocol = "auto"
             "{client}: {body}"
         );
     }
+    // Expiry gauges for the origin-pull certificates (default and per
+    // route) and the origin CA, scraped like Prometheus would.
+    let (code, metrics) = curl_get(&format!("http://127.0.0.1:{admin}/metrics"));
+    assert_eq!(code, 200, "{metrics}");
+    for pull in ["gateway-default.pem", "billing-pull.pem", "stranger.pem"] {
+        // The file as the config names it (relative to the config's directory).
+        let want =
+            format!("portcullis_certificate_expiry_days{{kind=\"origin_pull\",name=\"./{pull}\"");
+        assert!(metrics.contains(&want), "{want} missing in {metrics}");
+    }
+    assert!(
+        metrics.contains("portcullis_certificate_expiry_days{kind=\"origin_ca\""),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("portcullis_origin_duration_seconds_count{hostname=\"pull.acme.test\"}"),
+        "{metrics}"
+    );
     // Another tenant's certificate on /other: nginx refuses that identity.
     let (code, body) = get("/other", &[]);
     assert_eq!(code, 400, "{body}");
