@@ -240,6 +240,36 @@ impl VerdictCache {
         h.finish()
     }
 
+    /// The cached verdict for `chain` at `now`, if one is ready; never
+    /// verifies and never waits (a caller on an async worker can try this
+    /// first and move to a blocking thread only on a miss).
+    pub fn cached(
+        &self,
+        store: &TrustStore,
+        chain: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Option<Verdict> {
+        if chain.is_empty() {
+            return Some(Verdict::None);
+        }
+        let t = now.as_secs();
+        let sd = store.digest();
+        let total: usize = chain.iter().map(|c| c.len()).sum();
+        let key = self.bucket(&sd, chain);
+        let inner = self.lock();
+        let e = inner.map.get(&key)?;
+        if !e.ident.matches(&sd, chain, total) {
+            return None;
+        }
+        match &e.state {
+            State::Ready(r) if r.from <= t && t < r.until => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                Some(r.verdict.clone())
+            }
+            _ => None,
+        }
+    }
+
     /// [`TrustStore::verify`] through the cache.
     pub fn verify(
         &self,

@@ -15,6 +15,8 @@ use std::time::Duration;
 use hyper::http::{HeaderValue, StatusCode, Uri};
 use serde::Deserialize;
 
+pub use crate::identity::{CertField, IdentityHeaders};
+
 /// Raw `[server]` table.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,6 +29,10 @@ struct RawServer {
     max_connections: Option<i64>,
     origin_connect_timeout: Option<i64>,
     origin_response_timeout: Option<i64>,
+    idle_timeout: Option<i64>,
+    origin_ca: Option<String>,
+    origin_cert: Option<String>,
+    origin_key: Option<String>,
 }
 
 /// Raw `[[ca]]` entry.
@@ -48,6 +54,30 @@ struct RawMtls {
     block_status: Option<i64>,
     block_content_type: Option<String>,
     block_body: Option<String>,
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    map: Vec<RawMap>,
+}
+
+/// Raw `[[hostname.mtls.map]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMap {
+    field: String,
+    header: String,
+}
+
+/// Raw `[[hostname.route]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    path: String,
+    origin: Option<String>,
+    origin_ca: Option<String>,
+    origin_cert: Option<String>,
+    origin_key: Option<String>,
+    origin_protocol: Option<String>,
 }
 
 /// Raw `[[hostname]]` entry.
@@ -61,7 +91,10 @@ struct RawHostname {
     origin_ca: Option<String>,
     origin_cert: Option<String>,
     origin_key: Option<String>,
+    origin_protocol: Option<String>,
     mtls: Option<RawMtls>,
+    #[serde(default)]
+    route: Vec<RawRoute>,
 }
 
 /// The whole raw file.
@@ -137,6 +170,38 @@ pub struct MtlsConfig {
     pub cas: Vec<String>,
     /// What `enforce` answers.
     pub block: BlockResponse,
+    /// Renamed identity headers and certificate fields mapped to headers
+    /// (`headers`, `[[hostname.mtls.map]]`).
+    pub identity: IdentityHeaders,
+}
+
+/// The HTTP version spoken to an origin (`origin_protocol`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OriginProtocol {
+    /// `http1` (default): HTTP/1.1.
+    #[default]
+    Http1,
+    /// `h2`: HTTP/2 only (ALPN `h2` for `https://`, prior knowledge "h2c"
+    /// for `http://`).
+    H2,
+    /// `auto`: ALPN offers `h2` and `http/1.1` and the origin chooses
+    /// (`https://`); HTTP/1.1 for `http://`.
+    Auto,
+}
+
+/// A validated `[[hostname.route]]`: requests whose path starts with
+/// `path` (longest prefix wins) go to this origin, with this origin-pull
+/// identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteConfig {
+    /// Path prefix, starting with `/`.
+    pub path: String,
+    /// Origin base URI (the hostname's unless the route names one).
+    pub origin: Uri,
+    /// TLS to an `https://` origin.
+    pub origin_tls: Option<OriginTls>,
+    /// HTTP version toward the origin.
+    pub origin_protocol: OriginProtocol,
 }
 
 /// A validated `[[ca]]` entry; paths are absolute or relative to the
@@ -167,6 +232,10 @@ pub struct HostnameConfig {
     pub origin_tls: Option<OriginTls>,
     /// Client-certificate policy (`off` when the table is absent).
     pub mtls: MtlsConfig,
+    /// HTTP version toward the origin (`origin_protocol`).
+    pub origin_protocol: OriginProtocol,
+    /// Per-path origins and origin-pull identities (`[[hostname.route]]`).
+    pub routes: Vec<RouteConfig>,
 }
 
 /// TLS to an `https://` origin (authenticated origin pulls).
@@ -174,7 +243,8 @@ pub struct HostnameConfig {
 pub struct OriginTls {
     /// CA certificates the origin's server certificate must chain to.
     pub ca: PathBuf,
-    /// Client certificate chain and key the gateway presents, if any.
+    /// Client certificate chain and key the gateway presents, if any
+    /// (the route's, else the hostname's, else `[server]`'s).
     pub client: Option<(PathBuf, PathBuf)>,
 }
 
@@ -224,6 +294,11 @@ pub struct Config {
     pub max_connections: usize,
     /// Origin connect and response-head timeouts.
     pub origin_timeouts: OriginTimeouts,
+    /// How long a client connection may stay open with no request in
+    /// flight (`server.idle_timeout`, seconds, default 60): HTTP/1.1
+    /// keep-alive and idle HTTP/2 connections are then closed (HTTP/2 with
+    /// GOAWAY).
+    pub idle_timeout: Duration,
     /// CA sets.
     pub cas: Vec<CaConfig>,
     /// Hostnames.
@@ -248,6 +323,9 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
+/// Default `server.idle_timeout`.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
 impl Config {
     /// Every file this configuration names (CA PEMs, CRLs, server
     /// certificates and keys, origin CAs and pull certificates and keys),
@@ -260,7 +338,8 @@ impl Config {
         }
         for h in &self.hostnames {
             all.extend([h.cert.as_path(), h.key.as_path()]);
-            if let Some(o) = &h.origin_tls {
+            let tls = std::iter::once(&h.origin_tls).chain(h.routes.iter().map(|r| &r.origin_tls));
+            for o in tls.flatten() {
                 all.push(&o.ca);
                 if let Some((c, k)) = &o.client {
                     all.extend([c.as_path(), k.as_path()]);
@@ -367,6 +446,23 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
         ),
     };
 
+    let idle_timeout = secs(
+        "server.idle_timeout",
+        raw.server.idle_timeout,
+        DEFAULT_IDLE_TIMEOUT,
+        &mut p,
+    );
+    let defaults = OriginDefaults {
+        ca: raw.server.origin_ca.as_deref().map(|c| path(base, c)),
+        client: pair(
+            "server",
+            &raw.server.origin_cert,
+            &raw.server.origin_key,
+            base,
+            &mut p,
+        ),
+    };
+
     let mut cas = Vec::new();
     let mut ca_names = HashSet::new();
     for (i, ca) in raw.ca.iter().enumerate() {
@@ -402,62 +498,86 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
         if let Some(j) = seen.insert(name.clone(), i) {
             p.push(format!("{at}: same name as hostname[{j}]"));
         }
-        let origin = match h.origin.parse::<Uri>() {
-            Ok(u)
-                if matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some() =>
-            {
-                if u.path_and_query().is_some_and(|pq| pq.as_str() != "/") {
-                    p.push(format!(
-                        "{at}: origin {:?} has a path; only scheme://host:port is supported",
-                        h.origin
-                    ));
-                }
-                Some(u)
-            }
-            _ => {
-                p.push(format!(
-                    "{at}: origin {:?} is not an http:// or https:// host:port URL",
-                    h.origin
-                ));
-                None
-            }
-        };
-        let https = origin
+        let origin = origin_uri(&at, &h.origin, &mut p);
+        let own_client = pair(&at, &h.origin_cert, &h.origin_key, base, &mut p);
+        let https_origin = origin
             .as_ref()
             .is_some_and(|u| u.scheme_str() == Some("https"));
-        let client = match (&h.origin_cert, &h.origin_key) {
-            (Some(c), Some(k)) => Some((path(base, c), path(base, k))),
-            (None, None) => None,
-            _ => {
-                p.push(format!("{at}: origin_cert and origin_key go together"));
-                None
+        if !https_origin
+            && (h.origin_ca.is_some() || h.origin_cert.is_some() || h.origin_key.is_some())
+            && origin.is_some()
+        {
+            p.push(format!(
+                "{at}: origin_ca, origin_cert and origin_key need an https:// origin"
+            ));
+        }
+        let hostname_ca = h.origin_ca.as_deref().map(|c| path(base, c));
+        let hostname_client = own_client.or_else(|| defaults.client.clone());
+        let origin_tls = origin.as_ref().and_then(|u| {
+            origin_tls_of(
+                &at,
+                u,
+                hostname_ca.clone().or_else(|| defaults.ca.clone()),
+                hostname_client.clone(),
+                &mut p,
+            )
+        });
+        let origin_protocol = protocol(
+            &at,
+            h.origin_protocol.as_deref(),
+            OriginProtocol::default(),
+            &mut p,
+        );
+        let mut routes: Vec<RouteConfig> = Vec::new();
+        for (j, r) in h.route.iter().enumerate() {
+            let rat = format!("{at}: route[{j}] ({:?})", r.path);
+            if !r.path.starts_with('/') {
+                p.push(format!("{rat}: path must start with /"));
+            } else if routes.iter().any(|o| o.path == r.path) {
+                p.push(format!("{rat}: the same path as another route"));
             }
-        };
-        let origin_tls = match (&h.origin_ca, https) {
-            (Some(ca), true) => Some(OriginTls {
-                ca: path(base, ca),
-                client,
-            }),
-            (None, true) => {
+            let route_origin = match &r.origin {
+                Some(o) => origin_uri(&rat, o, &mut p),
+                None => origin.clone(),
+            };
+            let https = route_origin
+                .as_ref()
+                .is_some_and(|u| u.scheme_str() == Some("https"));
+            let client = pair(&rat, &r.origin_cert, &r.origin_key, base, &mut p);
+            if !https
+                && route_origin.is_some()
+                && (r.origin_ca.is_some() || r.origin_cert.is_some())
+            {
                 p.push(format!(
-                    "{at}: an https:// origin needs origin_ca (the CA of its server certificate)"
+                    "{rat}: origin_ca, origin_cert and origin_key need an https:// origin"
                 ));
-                None
             }
-            (_, false) => {
-                if h.origin_ca.is_some() || h.origin_cert.is_some() || h.origin_key.is_some() {
-                    p.push(format!(
-                        "{at}: origin_ca, origin_cert and origin_key need an https:// origin"
-                    ));
-                }
-                None
+            let ca = r
+                .origin_ca
+                .as_deref()
+                .map(|c| path(base, c))
+                .or_else(|| hostname_ca.clone())
+                .or_else(|| defaults.ca.clone());
+            let client = client.or_else(|| hostname_client.clone());
+            let tls = route_origin
+                .as_ref()
+                .and_then(|u| origin_tls_of(&rat, u, ca, client, &mut p));
+            let proto = protocol(&rat, r.origin_protocol.as_deref(), origin_protocol, &mut p);
+            if let Some(u) = route_origin {
+                routes.push(RouteConfig {
+                    path: r.path.clone(),
+                    origin: u,
+                    origin_tls: tls,
+                    origin_protocol: proto,
+                });
             }
-        };
+        }
         let mtls = match &h.mtls {
             None => MtlsConfig {
                 mode: Mode::Off,
                 cas: Vec::new(),
                 block: BlockResponse::default(),
+                identity: IdentityHeaders::default(),
             },
             Some(m) => mtls(&at, m, &ca_names, &mut p),
         };
@@ -469,6 +589,8 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
                 origin,
                 origin_tls,
                 mtls,
+                origin_protocol,
+                routes,
             });
         }
     }
@@ -481,10 +603,98 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
             store_key,
             max_connections,
             origin_timeouts,
+            idle_timeout,
             cas,
             hostnames,
         }),
         _ => Err(ConfigErrors(p)),
+    }
+}
+
+/// `[server]` origin-pull defaults for `https://` origins.
+struct OriginDefaults {
+    ca: Option<PathBuf>,
+    client: Option<(PathBuf, PathBuf)>,
+}
+
+/// An origin URL: `http://` or `https://`, host and port, no path.
+fn origin_uri(at: &str, text: &str, p: &mut Vec<String>) -> Option<Uri> {
+    match text.parse::<Uri>() {
+        Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some() => {
+            if u.path_and_query().is_some_and(|pq| pq.as_str() != "/") {
+                p.push(format!(
+                    "{at}: origin {text:?} has a path; only scheme://host:port is supported"
+                ));
+            }
+            Some(u)
+        }
+        _ => {
+            p.push(format!(
+                "{at}: origin {text:?} is not an http:// or https:// host:port URL"
+            ));
+            None
+        }
+    }
+}
+
+/// `origin_cert` and `origin_key`, which go together.
+fn pair(
+    at: &str,
+    cert: &Option<String>,
+    key: &Option<String>,
+    base: &Path,
+    p: &mut Vec<String>,
+) -> Option<(PathBuf, PathBuf)> {
+    match (cert, key) {
+        (Some(c), Some(k)) => Some((path(base, c), path(base, k))),
+        (None, None) => None,
+        _ => {
+            p.push(format!("{at}: origin_cert and origin_key go together"));
+            None
+        }
+    }
+}
+
+/// TLS settings of an `https://` origin (`None` for `http://`).
+fn origin_tls_of(
+    at: &str,
+    origin: &Uri,
+    ca: Option<PathBuf>,
+    client: Option<(PathBuf, PathBuf)>,
+    p: &mut Vec<String>,
+) -> Option<OriginTls> {
+    if origin.scheme_str() != Some("https") {
+        return None;
+    }
+    match ca {
+        Some(ca) => Some(OriginTls { ca, client }),
+        None => {
+            p.push(format!(
+                "{at}: an https:// origin needs origin_ca (the CA of its server certificate), here or in [server]"
+            ));
+            None
+        }
+    }
+}
+
+/// `origin_protocol`: `http1`, `h2` or `auto`.
+fn protocol(
+    at: &str,
+    v: Option<&str>,
+    default: OriginProtocol,
+    p: &mut Vec<String>,
+) -> OriginProtocol {
+    match v {
+        None => default,
+        Some("http1") => OriginProtocol::Http1,
+        Some("h2") => OriginProtocol::H2,
+        Some("auto") => OriginProtocol::Auto,
+        Some(other) => {
+            p.push(format!(
+                "{at}: origin_protocol {other:?} is not one of http1, h2, auto"
+            ));
+            default
+        }
     }
 }
 
@@ -534,10 +744,21 @@ fn mtls(at: &str, m: &RawMtls, ca_names: &HashSet<String>, p: &mut Vec<String>) 
         }
     }
     block.body = m.block_body.clone();
+    let headers: Vec<(String, String)> = m
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let map: Vec<(String, String)> = m
+        .map
+        .iter()
+        .map(|e| (e.field.clone(), e.header.clone()))
+        .collect();
     MtlsConfig {
         mode,
         cas: m.cas.clone(),
         block,
+        identity: IdentityHeaders::parse(at, &headers, &map, p),
     }
 }
 
@@ -696,5 +917,86 @@ origin = "http://127.0.0.1:9002/"
             })
         );
         assert_eq!(c.hostnames[1].origin_tls, None);
+    }
+
+    #[test]
+    fn routes_inherit_and_server_defaults_apply() {
+        let text = GOOD
+            .replace(
+                "data_dir = \"data\"",
+                "origin_ca = \"o.pem\"\norigin_cert = \"d.pem\"\norigin_key = \"d-key.pem\"\nidle_timeout = 5",
+            )
+            .replace(
+                "origin = \"http://127.0.0.1:9001\"",
+                "origin = \"https://127.0.0.1:9001\"\norigin_protocol = \"auto\"\n\
+                 [[hostname.route]]\npath = \"/billing\"\norigin_cert = \"b.pem\"\norigin_key = \"b-key.pem\"\n\
+                 [[hostname.route]]\npath = \"/plain\"\norigin = \"http://127.0.0.1:9009\"\norigin_protocol = \"h2\"\n\
+                 [[hostname.route]]\npath = \"/\"",
+            );
+        let c = Config::parse(&text, Path::new("/d")).expect("valid");
+        assert_eq!(c.idle_timeout, Duration::from_secs(5));
+        let h = &c.hostnames[0];
+        assert_eq!(h.origin_protocol, OriginProtocol::Auto);
+        let default = Some((PathBuf::from("/d/d.pem"), PathBuf::from("/d/d-key.pem")));
+        assert_eq!(
+            h.origin_tls,
+            Some(OriginTls {
+                ca: PathBuf::from("/d/o.pem"),
+                client: default.clone(),
+            })
+        );
+        assert_eq!(h.routes.len(), 3);
+        assert_eq!(
+            h.routes[0]
+                .origin_tls
+                .as_ref()
+                .and_then(|t| t.client.clone()),
+            Some((PathBuf::from("/d/b.pem"), PathBuf::from("/d/b-key.pem")))
+        );
+        assert_eq!(h.routes[0].origin_protocol, OriginProtocol::Auto);
+        assert_eq!(h.routes[1].origin_tls, None);
+        assert_eq!(h.routes[1].origin_protocol, OriginProtocol::H2);
+        assert_eq!(
+            h.routes[2]
+                .origin_tls
+                .as_ref()
+                .and_then(|t| t.client.clone()),
+            default
+        );
+        assert!(c.files().contains(&Path::new("/d/b-key.pem")));
+        // The http:// hostname does not pick the https defaults up.
+        assert_eq!(c.hostnames[1].origin_tls, None);
+    }
+
+    #[test]
+    fn bad_routes_protocols_and_header_maps_are_all_listed() {
+        let text = GOOD
+            .replace("data_dir = \"data\"", "origin_cert = \"d.pem\"\nidle_timeout = 0")
+            .replace(
+                "origin = \"http://127.0.0.1:9001\"",
+                "origin = \"http://127.0.0.1:9001\"\norigin_protocol = \"h3\"\n\
+                 [[hostname.route]]\npath = \"billing\"\norigin = \"https://127.0.0.1:1\"\n\
+                 [[hostname.route]]\npath = \"/a\"\norigin_cert = \"x.pem\"\norigin_key = \"x-key.pem\"",
+            )
+            .replace(
+                "block_body = \"no\"",
+                "block_body = \"no\"\nheaders = { \"Client-Cert-Subject\" = \"X Bad\" }\n\
+                 [[hostname.mtls.map]]\nfield = \"san.nope\"\nheader = \"X-Ok\"",
+            );
+        let e = Config::parse(&text, Path::new("/")).expect_err("invalid");
+        let all = e.to_string();
+        for needle in [
+            "server: origin_cert and origin_key go together",
+            "server.idle_timeout = 0",
+            "origin_protocol \"h3\"",
+            "route[0] (\"billing\"): path must start with /",
+            "route[0] (\"billing\"): an https:// origin needs origin_ca",
+            "route[1] (\"/a\"): origin_ca, origin_cert and origin_key need an https:// origin",
+            "\"X Bad\" is not a valid header name",
+            "field \"san.nope\"",
+        ] {
+            assert!(all.contains(needle), "missing {needle:?} in {all}");
+        }
+        assert_eq!(e.0.len(), 8, "{all}");
     }
 }

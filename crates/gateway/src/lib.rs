@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod identity;
 pub mod metrics;
 pub mod origin;
 pub mod proxy;

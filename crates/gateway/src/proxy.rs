@@ -1,14 +1,18 @@
 //! The request phases, in order (docs/gateway.md draws them):
 //!
 //! 1. [`strip_owned_headers`]: every identity header a client sent is
-//!    removed, in every mode (`off` included).
+//!    removed, in every mode (`off` included), and so are the hostname's
+//!    renamed and mapped identity headers.
 //! 2. [`check_host`]: unless the mode is `off`, the request's host (HTTP/2
 //!    `:authority`, else `Host`, port removed) must equal the TLS server
 //!    name, or the answer is 421 Misdirected Request.
 //! 3. [`enforce`]: in `enforce` mode a verdict other than `valid` gets the
 //!    hostname's block response.
-//! 4. [`forward`]: to the origin, with the identity headers (not in `off`)
-//!    and `X-Forwarded-For` / `X-Forwarded-Proto`.
+//! 4. [`forward`]: to the origin of the longest matching
+//!    `[[hostname.route]]` (else the hostname's), with the identity headers
+//!    (not in `off`) and `X-Forwarded-For` / `X-Forwarded-Proto`; an
+//!    HTTP/1.1 `Upgrade` request (WebSocket) becomes a tunnel when the
+//!    origin answers 101.
 //!
 //! Each phase may end the request with a [`Rejection`];
 //! [`Rejection::into_response`] is the one place that turns rejections into
@@ -23,11 +27,11 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use hyper::http::uri::{Authority, Uri};
+use hyper::http::uri::{Authority, PathAndQuery, Uri};
 use hyper::http::{Request, Response, StatusCode, Version};
 use tracing::Instrument as _;
 
-use crate::config::Mode;
+use crate::config::{Mode, OriginProtocol};
 use crate::site::Site;
 
 /// Response body: streamed from the origin, or a small fixed body.
@@ -44,6 +48,18 @@ pub struct ConnContext {
     pub verdict: Option<Verdict>,
     /// The identity headers for the origin (empty in mode `off`).
     pub identity: Vec<(HeaderName, HeaderValue)>,
+    /// SKI and fingerprint of the presented leaf (report/enforce), for the
+    /// access log and stored events, whatever the headers are named.
+    pub leaf: Option<Arc<LeafIds>>,
+}
+
+/// What identifies a presented client certificate in logs and events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeafIds {
+    /// Subject Key Identifier, lowercase hex, when the certificate has one.
+    pub ski: Option<String>,
+    /// SHA-256 of the leaf DER, lowercase hex.
+    pub sha256: String,
 }
 
 impl ConnContext {
@@ -183,17 +199,15 @@ pub struct AccessRecord<'a> {
     /// SHA-256 of the client certificate (hex), if one was presented.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<&'a str>,
+    /// Origin part of it (request sent to response head), in
+    /// milliseconds, when the request reached the origin.
+    pub origin_ms: Option<u64>,
 }
 
-impl ConnContext {
-    /// The value of one identity header computed for this connection.
-    pub fn identity_value(&self, name: &str) -> Option<&str> {
-        self.identity
-            .iter()
-            .find(|(n, _)| n.as_str() == name)
-            .and_then(|(_, v)| v.to_str().ok())
-    }
-}
+/// How long the origin took to send its response head; set by
+/// [`forward`] in the response's extensions.
+#[derive(Clone, Copy, Debug)]
+pub struct OriginTiming(pub std::time::Duration);
 
 /// Runs the phases for one request. Never fails: rejections become
 /// responses here.
@@ -225,11 +239,15 @@ pub async fn handle(
         };
         tracing::Span::current().record("status", resp.status().as_u16());
         tracing::debug!("done");
-        metrics.request(
+        let elapsed = start.elapsed();
+        let origin = resp.extensions().get::<OriginTiming>().map(|t| t.0);
+        metrics.request_timed(
             &ctx.site.name,
             ctx.status(),
             outcome,
             resp.status().as_u16(),
+            Some(elapsed),
+            origin,
         );
         if let Some(log) = access_log {
             log(&AccessRecord {
@@ -247,9 +265,10 @@ pub async fn handle(
                     .and_then(Verdict::reason)
                     .map(|r| r.as_str()),
                 outcome,
-                duration_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
-                ski: ctx.identity_value("client-cert-ski"),
-                fingerprint: ctx.identity_value("client-cert-fingerprint-sha256"),
+                duration_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+                ski: ctx.leaf.as_ref().and_then(|l| l.ski.as_deref()),
+                fingerprint: ctx.leaf.as_ref().map(|l| l.sha256.as_str()),
+                origin_ms: origin.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             });
         }
         resp
@@ -263,6 +282,9 @@ async fn phases(
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, Rejection> {
     strip_owned_headers(req.headers_mut());
+    for name in &ctx.site.strip {
+        req.headers_mut().remove(name);
+    }
     let host = check_host(ctx, &req)?;
     enforce(ctx)?;
     forward(ctx, host, req).await
@@ -270,8 +292,16 @@ async fn phases(
 
 /// Phase 1: remove every header Portcullis owns.
 pub fn strip_owned_headers(h: &mut HeaderMap) {
-    for name in client_auth::headers::OWNED_HEADERS {
-        h.remove(name);
+    // Most requests carry none: one pass over the few names present is
+    // cheaper than twelve lookups.
+    let any = h.keys().any(|k| {
+        let k = k.as_str();
+        k.starts_with("client-cert") || k == "x-forwarded-client-cert"
+    });
+    if any {
+        for name in client_auth::headers::OWNED_HEADERS {
+            h.remove(name);
+        }
     }
 }
 
@@ -332,6 +362,13 @@ const HOP_BY_HOP: [&str; 8] = [
 ];
 
 fn strip_hop_by_hop(h: &mut HeaderMap) {
+    // Usually there are none: check the names present first.
+    let any = h
+        .keys()
+        .any(|k| HOP_BY_HOP.contains(&k.as_str()) || k == header::TRANSFER_ENCODING);
+    if !any {
+        return;
+    }
     let listed: Vec<HeaderName> = h
         .get_all(header::CONNECTION)
         .iter()
@@ -356,26 +393,40 @@ pub async fn forward(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Rejection> {
     let (mut parts, body) = req.into_parts();
+    // An HTTP/1.1 `Upgrade` (WebSocket): the protocol asked for, kept
+    // across the hop-by-hop cleaning below, and the client side's upgrade.
+    let upgrade = upgrade_protocol(&parts);
+    let client_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
     strip_hop_by_hop(&mut parts.headers);
     let site = &ctx.site;
+    let target = site.target(parts.uri.path());
+    // The URI names the hostname (the pool key: one per hostname, whatever
+    // Host values clients send) and is HTTP/2's `:authority`; the
+    // connectors connect to the target's address whatever it says.
     parts.uri = Uri::builder()
-        .scheme(site.origin_scheme.clone())
-        .authority(site.origin_authority.clone())
+        .scheme(target.scheme.clone())
+        .authority(site.authority.clone())
         .path_and_query(
             parts
                 .uri
                 .path_and_query()
-                .map_or("/", |pq| pq.as_str())
-                .to_owned(),
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/")),
         )
         .build()
         .map_err(|_| Rejection::BadRequest("unusable request target"))?;
     parts.version = Version::HTTP_11;
     let h = &mut parts.headers;
-    // The checked host, whatever Host header came with an HTTP/2 request.
-    let host =
-        HeaderValue::from_str(host.as_str()).map_err(|_| Rejection::BadRequest("bad Host"))?;
-    h.insert(header::HOST, host);
+    // HTTP/1.1: the checked host, whatever Host header the client sent.
+    // HTTP/2 origins get `:authority` (the hostname) and no Host header,
+    // which they would take as a second, conflicting one.
+    if target.protocol == OriginProtocol::Http1 || upgrade.is_some() {
+        let host =
+            HeaderValue::from_str(host.as_str()).map_err(|_| Rejection::BadRequest("bad Host"))?;
+        h.insert(header::HOST, host);
+    } else {
+        h.remove(header::HOST);
+    }
     for (name, value) in &ctx.identity {
         h.insert(name.clone(), value.clone());
     }
@@ -389,30 +440,108 @@ pub async fn forward(
         HeaderName::from_static("x-forwarded-proto"),
         HeaderValue::from_static("https"),
     );
+    // RFC 7239, replaced like X-Forwarded-For (an IPv6 address is quoted
+    // and bracketed, the host quoted).
+    let forwarded = match ctx.peer.ip() {
+        std::net::IpAddr::V4(ip) => format!("for={ip};proto=https;host=\"{host}\""),
+        std::net::IpAddr::V6(ip) => format!("for=\"[{ip}]\";proto=https;host=\"{host}\""),
+    };
+    h.insert(
+        header::FORWARDED,
+        HeaderValue::from_str(&forwarded).map_err(|_| Rejection::BadRequest("bad Host"))?,
+    );
+    if let Some(proto) = &upgrade {
+        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        h.insert(header::UPGRADE, proto.clone());
+    }
     let req = Request::from_parts(parts, body);
     let limit = site.origin_timeouts.response;
-    let resp = match &site.https {
-        Some(https) => tokio::time::timeout(limit, https.request(req)).await,
-        None => tokio::time::timeout(limit, site.http.request(req)).await,
-    }
-    .map_err(|_| Rejection::OriginTimeout(limit))?
-    .map_err(Rejection::Origin)?;
+    let client = if upgrade.is_some() {
+        &target.upgrade
+    } else {
+        &target.client
+    };
+    let sent = std::time::Instant::now();
+    let mut resp = tokio::time::timeout(limit, client.request(req))
+        .await
+        .map_err(|_| Rejection::OriginTimeout(limit))?
+        .map_err(Rejection::Origin)?;
+    let origin_took = sent.elapsed();
+    let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+    let origin_upgrade = if switching && upgrade.is_some() {
+        Some(hyper::upgrade::on(&mut resp))
+    } else {
+        None
+    };
     let (mut parts, body) = resp.into_parts();
+    let agreed = parts.headers.get(header::UPGRADE).cloned();
     strip_hop_by_hop(&mut parts.headers);
+    match (origin_upgrade, client_upgrade, agreed) {
+        (Some(origin_side), Some(client_side), Some(agreed)) => {
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            parts.headers.insert(header::UPGRADE, agreed);
+            tokio::spawn(tunnel(client_side, origin_side).in_current_span());
+        }
+        _ if switching => {
+            // 101 without an upgrade we asked for, or over HTTP/2: not
+            // something a client can use.
+            return Err(Rejection::BadRequest(
+                "the origin switched protocols unasked",
+            ));
+        }
+        _ => {}
+    }
+    parts.extensions.insert(OriginTiming(origin_took));
     Ok(Response::from_parts(parts, body.boxed()))
+}
+
+/// The `Upgrade` value of an HTTP/1.1 request that asks for one
+/// (`Connection: upgrade` and an `Upgrade` header).
+fn upgrade_protocol(parts: &hyper::http::request::Parts) -> Option<HeaderValue> {
+    if parts.version != Version::HTTP_11 {
+        return None;
+    }
+    let asks = parts
+        .headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    if asks {
+        parts.headers.get(header::UPGRADE).cloned()
+    } else {
+        None
+    }
+}
+
+/// Copies bytes both ways between the upgraded client and origin
+/// connections until either side closes.
+async fn tunnel(client: hyper::upgrade::OnUpgrade, origin: hyper::upgrade::OnUpgrade) {
+    let (c, o) = match tokio::try_join!(client, origin) {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::debug!(error = %e, "upgrade failed");
+            return;
+        }
+    };
+    let mut c = hyper_util::rt::TokioIo::new(c);
+    let mut o = hyper_util::rt::TokioIo::new(o);
+    match tokio::io::copy_bidirectional(&mut c, &mut o).await {
+        Ok((up, down)) => tracing::debug!(up, down, "tunnel closed"),
+        Err(e) => tracing::debug!(error = %e, "tunnel ended with an error"),
+    }
 }
 
 /// The identity headers of a verdict, as header pairs (values that are not
 /// valid header values, which `client-auth` never produces, are dropped).
+/// The contract names; [`crate::identity::IdentityHeaders::headers`] applies
+/// a hostname's renames and mappings.
 pub fn identity_headers(
     verdict: &Verdict,
     chain: &[client_auth::CertificateDer<'_>],
 ) -> Vec<(HeaderName, HeaderValue)> {
-    let facts = chain
-        .first()
-        .and_then(|leaf| client_auth::CertFacts::from_der(leaf).ok());
-    client_auth::headers::identity_headers(verdict, facts.as_ref(), chain)
-        .into_iter()
-        .filter_map(|(n, v)| Some((HeaderName::from_static(n), HeaderValue::from_str(&v).ok()?)))
-        .collect()
+    crate::identity::IdentityHeaders::default().headers(verdict, chain)
 }

@@ -40,6 +40,68 @@ pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 /// Most header fields in an HTTP/1.1 request head (431 beyond).
 const MAX_HEADERS: usize = 100;
 
+/// Requests in flight on one connection and when the last one ended: the
+/// idle timeout closes a connection with none in flight for that long
+/// (HTTP/1.1 keep-alive, idle HTTP/2).
+#[derive(Debug)]
+struct Idle {
+    in_flight: std::sync::atomic::AtomicUsize,
+    /// Milliseconds since `epoch` when the last request ended (or the
+    /// connection started).
+    last: std::sync::atomic::AtomicU64,
+    epoch: tokio::time::Instant,
+}
+
+impl Default for Idle {
+    fn default() -> Self {
+        Idle {
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+            last: std::sync::atomic::AtomicU64::new(0),
+            epoch: tokio::time::Instant::now(),
+        }
+    }
+}
+
+/// One request in flight; its end is activity.
+struct Busy(Arc<Idle>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = u64::try_from(self.0.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.0.last.store(now, Relaxed);
+        self.0.in_flight.fetch_sub(1, Relaxed);
+    }
+}
+
+impl Idle {
+    fn busy(self: &Arc<Self>) -> Busy {
+        self.in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Busy(self.clone())
+    }
+
+    /// Completes once no request has been in flight for `limit`. Sleeps
+    /// until the earliest moment that can be true, then checks again.
+    async fn expired(&self, limit: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        loop {
+            let last = Duration::from_millis(self.last.load(Relaxed));
+            let at = self.epoch + last + limit;
+            if self.in_flight.load(Relaxed) == 0 && tokio::time::Instant::now() >= at {
+                return;
+            }
+            let wake = at.max(tokio::time::Instant::now() + Duration::from_millis(100));
+            tokio::time::sleep_until(if self.in_flight.load(Relaxed) == 0 {
+                wake
+            } else {
+                tokio::time::Instant::now() + limit
+            })
+            .await;
+        }
+    }
+}
+
 /// Why a connection ended before HTTP.
 #[derive(Debug, thiserror::Error)]
 enum HandshakeError {
@@ -151,7 +213,13 @@ impl Gateway {
                     let gw = gw.clone();
                     async move {
                         let (status, ct, body) = if req.uri().path() == "/metrics" {
-                            (200, "text/plain; version=0.0.4", gw.metrics.render())
+                            let mut text = gw.metrics.render();
+                            let now = UnixTime::now().as_secs();
+                            text.push_str(&crate::metrics::render_expiry(
+                                gw.current_sites().certificates(),
+                                i64::try_from(now).unwrap_or(i64::MAX),
+                            ));
+                            (200, "text/plain; version=0.0.4", text)
                         } else {
                             (404, "text/plain", "not found\n".to_owned())
                         };
@@ -278,8 +346,16 @@ impl Gateway {
                 .unwrap_or_default();
             // Verification (and waiting on another connection verifying the
             // same chain) is CPU work and may block: off the async workers.
-            let ctx = if site.mode == Mode::Off {
-                self.context(peer, site, &chain)
+            let cached = match (&site.trust, site.mode) {
+                (Some(store), Mode::Report | Mode::Enforce) => {
+                    self.cache.cached(store, &chain, UnixTime::now())
+                }
+                _ => None,
+            };
+            let ctx = if site.mode == Mode::Off || cached.is_some() {
+                // Nothing to verify (a cached verdict, or no policy): the
+                // headers are cheap enough for this worker.
+                self.context_with(peer, site, &chain, cached)
             } else {
                 let gw = self.clone();
                 let span = tracing::Span::current();
@@ -294,13 +370,18 @@ impl Gateway {
             };
             let ctx = Arc::new(ctx);
             tracing::debug!(verdict = ctx.status(), "handshake done");
+            let idle_timeout = ctx.site.idle_timeout;
+            let idle = Arc::new(Idle::default());
             let gw = self.clone();
+            let idle2 = idle.clone();
             let svc = service_fn(move |req: hyper::Request<Incoming>| {
                 let gw = gw.clone();
                 let ctx = ctx.clone();
+                let guard = idle2.busy();
                 async move {
                     let log = gw.access_log.as_deref();
                     let resp = proxy::handle(&ctx, req, log, &gw.metrics).await;
+                    drop(guard);
                     Ok::<_, std::convert::Infallible>(resp)
                 }
             });
@@ -315,11 +396,16 @@ impl Gateway {
                 .timer(TokioTimer::new())
                 .max_header_list_size(u32::try_from(MAX_HEADER_BYTES).unwrap_or(u32::MAX))
                 .keep_alive_interval(Some(Duration::from_secs(30)));
-            let conn = builder.serve_connection(TokioIo::new(tls), svc);
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
             tokio::pin!(conn);
             let r = tokio::select! {
                 r = conn.as_mut() => r,
                 _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+                () = idle.expired(idle_timeout) => {
+                    tracing::debug!("idle timeout: closing the connection");
                     conn.as_mut().graceful_shutdown();
                     conn.await
                 }
@@ -389,9 +475,20 @@ impl Gateway {
         site: Arc<Site>,
         chain: &[CertificateDer<'static>],
     ) -> ConnContext {
+        self.context_with(peer, site, chain, None)
+    }
+
+    /// Like [`Gateway::context`], with the verdict when it is known already.
+    fn context_with(
+        &self,
+        peer: SocketAddr,
+        site: Arc<Site>,
+        chain: &[CertificateDer<'static>],
+        known: Option<client_auth::Verdict>,
+    ) -> ConnContext {
         let (verdict, identity) = match (&site.trust, site.mode) {
             (Some(store), Mode::Report | Mode::Enforce) => {
-                let v = self.cache.verify(store, chain, UnixTime::now());
+                let v = known.unwrap_or_else(|| self.cache.verify(store, chain, UnixTime::now()));
                 if let client_auth::Verdict::Invalid { reason, detail } = &v {
                     tracing::info!(%reason, %detail, "client certificate invalid");
                 }
@@ -403,16 +500,35 @@ impl Gateway {
                 } else {
                     chain
                 };
-                let h = proxy::identity_headers(&v, forwarded);
+                // Under `enforce`, only a valid verdict is ever forwarded:
+                // no headers to build for the others (an invalid-certificate
+                // flood costs no header work).
+                let h = if site.mode == Mode::Enforce && v != client_auth::Verdict::Valid {
+                    Vec::new()
+                } else {
+                    site.identity.headers(&v, forwarded)
+                };
                 (Some(v), h)
             }
             _ => (None, Vec::new()),
+        };
+        // Logs and events name the presented leaf whatever the mode does
+        // with headers (renamed, or not built for a blocked connection).
+        let leaf = match (&verdict, chain.first()) {
+            (Some(_), Some(der)) => Some(Arc::new(crate::proxy::LeafIds {
+                ski: client_auth::CertFacts::from_der(der)
+                    .ok()
+                    .and_then(|f| f.ski),
+                sha256: hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der)),
+            })),
+            _ => None,
         };
         ConnContext {
             peer,
             site,
             verdict,
             identity,
+            leaf,
         }
     }
 }

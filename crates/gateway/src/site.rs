@@ -16,9 +16,16 @@ use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::PrivateKeyDer;
 
-use crate::config::{BlockResponse, Config, ConfigErrors, Mode, OriginTimeouts, OriginTls};
-use crate::origin::{http_client, https_client, HttpClient, HttpsClient};
+use crate::config::{
+    BlockResponse, Config, ConfigErrors, IdentityHeaders, Mode, OriginProtocol, OriginTimeouts,
+    OriginTls,
+};
+use crate::metrics::CertExpiry;
+use crate::origin::{
+    http_client, http_client_with, https_client_with, HttpClient, HttpsClient, OriginClient, Target,
+};
 use crate::tls;
+use hyper::http::HeaderName;
 
 /// One hostname, ready to serve.
 #[derive(Debug)]
@@ -43,6 +50,34 @@ pub struct Site {
     pub http: HttpClient,
     /// How long to wait on the origin.
     pub origin_timeouts: OriginTimeouts,
+    /// The hostname's origin (the same as the fields above, with the
+    /// client for `Upgrade` requests).
+    pub origin: Target,
+    /// `[[hostname.route]]`: path prefix and its origin, longest prefix
+    /// first.
+    pub routes: Vec<(String, Target)>,
+    /// Renamed identity headers and mapped certificate fields.
+    pub identity: IdentityHeaders,
+    /// Header names removed from every request on top of the contract
+    /// ones: the hostname's renamed and mapped headers.
+    pub strip: Vec<HeaderName>,
+    /// Idle client connections are closed after this long
+    /// (`server.idle_timeout`).
+    pub idle_timeout: std::time::Duration,
+    /// The hostname as a URI authority: the authority of origin request
+    /// URIs (pool key, HTTP/2 `:authority`).
+    pub authority: Authority,
+}
+
+impl Site {
+    /// Where a request for `path` goes: the route with the longest prefix
+    /// of `path`, else the hostname's origin.
+    pub fn target(&self, path: &str) -> &Target {
+        self.routes
+            .iter()
+            .find(|(prefix, _)| path.starts_with(prefix.as_str()))
+            .map_or(&self.origin, |(_, t)| t)
+    }
 }
 
 /// Number of shards of [`Sites`]: a change copies one shard (about
@@ -59,6 +94,9 @@ pub struct Sites {
     /// hash picks.
     shards: Vec<Arc<HashMap<String, Arc<Site>>>>,
     len: usize,
+    /// Expiry of every certificate the config names (server, origin-pull,
+    /// CA, origin CA), for the days-to-expiry gauges.
+    certificates: Arc<Vec<CertExpiry>>,
 }
 
 fn shard_of(name: &str) -> usize {
@@ -127,7 +165,11 @@ impl Sites {
                 len += 1;
             }
         }
-        Sites { shards, len }
+        Sites {
+            shards,
+            len,
+            certificates: self.certificates.clone(),
+        }
     }
 
     /// How many shards differ from `other`'s (tests of copy-on-write).
@@ -140,6 +182,12 @@ impl Sites {
             .count()
     }
 
+    /// Every configured certificate's expiry (server, origin-pull, CA,
+    /// origin CA).
+    pub fn certificates(&self) -> &[CertExpiry] {
+        &self.certificates
+    }
+
     /// Reads every file the config names through `read` and builds the
     /// sites; every problem (unreadable file, bad PEM, key not matching its
     /// certificate, unusable CA set) is listed.
@@ -148,6 +196,7 @@ impl Sites {
         read: &dyn Fn(&Path) -> io::Result<Vec<u8>>,
     ) -> Result<Sites, ConfigErrors> {
         let mut p = Vec::new();
+        let mut expiry: Vec<CertExpiry> = Vec::new();
         let provider = tls::provider();
         let file = |path: &Path, p: &mut Vec<String>| match read(path) {
             Ok(b) => Some(b),
@@ -164,7 +213,10 @@ impl Sites {
             let mut crls = Vec::new();
             if let Some(b) = file(&ca.pem, &mut p) {
                 match pem_or_der_certs(&b) {
-                    Ok(c) => anchors = c,
+                    Ok(c) => {
+                        CertExpiry::note(&mut expiry, "ca", &ca.name, &c);
+                        anchors = c;
+                    }
                     Err(e) => p.push(format!("ca {:?}: {}: {e}", ca.name, ca.pem.display())),
                 }
             }
@@ -183,17 +235,44 @@ impl Sites {
         for h in &config.hostnames {
             let at = format!("hostname {:?}", h.name);
             let certified = certified_key(&at, &h.cert, &h.key, &provider, &file, &mut p);
-            let https = match &h.origin_tls {
-                None => Ok(None),
-                Some(o) => origin_client(
-                    &at,
-                    &h.origin,
-                    o,
+            if let Some(ck) = &certified {
+                CertExpiry::note(
+                    &mut expiry,
+                    "server",
+                    &h.name,
+                    &ck.cert[..ck.cert.len().min(1)],
+                );
+            }
+            let mut target = |at: &str, origin: &Uri, tls: Option<&OriginTls>, proto| {
+                origin_target(
+                    at,
+                    origin,
+                    tls,
+                    proto,
                     config.origin_timeouts,
                     &provider,
                     &file,
                     &mut p,
-                ),
+                    &mut expiry,
+                )
+            };
+            let main = target(&at, &h.origin, h.origin_tls.as_ref(), h.origin_protocol);
+            let mut routes = Vec::new();
+            let mut routes_ok = true;
+            for r in &h.routes {
+                let rat = format!("{at} route {:?}", r.path);
+                match target(&rat, &r.origin, r.origin_tls.as_ref(), r.origin_protocol) {
+                    Some(t) => routes.push((r.path.clone(), t)),
+                    None => routes_ok = false,
+                }
+            }
+            routes.sort_by_key(|r| std::cmp::Reverse(r.0.len()));
+            let https = match &main {
+                Some(t) => match &t.client {
+                    OriginClient::Https(c) => Ok(Some(c.clone())),
+                    OriginClient::Http(_) => Ok(None),
+                },
+                None => Err(()),
             };
             let trust = if h.mtls.mode == Mode::Off {
                 None
@@ -215,10 +294,23 @@ impl Sites {
                     }
                 }
             };
-            let (Some(certified), Some(authority), Ok(https)) =
-                (certified, h.origin.authority().cloned(), https)
-            else {
+            let own = h.name.parse::<Authority>().ok();
+            if own.is_none() {
+                p.push(format!("{at}: the name is not a URI authority"));
+            }
+            let (Some(certified), Some(authority), Ok(https), Some(main), true, Some(own)) = (
+                certified,
+                h.origin.authority().cloned(),
+                https,
+                main,
+                routes_ok,
+                own,
+            ) else {
                 continue;
+            };
+            let http = match &main.client {
+                OriginClient::Http(c) => c.clone(),
+                OriginClient::Https(_) => http_client(&h.origin, config.origin_timeouts),
             };
             if h.mtls.mode != Mode::Off && trust.is_none() {
                 continue;
@@ -241,13 +333,22 @@ impl Sites {
                     origin_scheme: h.origin.scheme().cloned().unwrap_or(Scheme::HTTP),
                     origin_authority: authority,
                     https,
-                    http: http_client(config.origin_timeouts),
+                    http,
                     origin_timeouts: config.origin_timeouts,
+                    origin: main,
+                    routes,
+                    identity: h.mtls.identity.clone(),
+                    strip: h.mtls.identity.custom_names(),
+                    idle_timeout: config.idle_timeout,
+                    authority: own,
                 }),
             );
         }
         if p.is_empty() {
-            Ok(Sites::from_map(by_name))
+            Ok(Sites {
+                certificates: Arc::new(expiry),
+                ..Sites::from_map(by_name)
+            })
         } else {
             Err(ConfigErrors(p))
         }
@@ -309,21 +410,42 @@ fn certified_key(
     }
 }
 
-/// The pooled client of an `https://` origin.
-fn origin_client(
+/// The pooled clients of one origin (`None` after listing a problem).
+#[allow(clippy::too_many_arguments)]
+fn origin_target(
     at: &str,
     origin: &Uri,
-    o: &OriginTls,
+    o: Option<&OriginTls>,
+    protocol: OriginProtocol,
     timeouts: OriginTimeouts,
     provider: &CryptoProvider,
     file: &ReadFn<'_>,
     p: &mut Vec<String>,
-) -> Result<Option<HttpsClient>, ()> {
+    expiry: &mut Vec<CertExpiry>,
+) -> Option<Target> {
+    let authority = origin.authority()?.clone();
+    let scheme = origin.scheme().cloned().unwrap_or(Scheme::HTTP);
+    let Some(o) = o else {
+        let client = http_client_with(origin, timeouts, protocol);
+        let upgrade = if protocol == OriginProtocol::H2 {
+            http_client(origin, timeouts)
+        } else {
+            client.clone()
+        };
+        return Some(Target {
+            scheme,
+            authority,
+            client: OriginClient::Http(client),
+            upgrade: OriginClient::Http(upgrade),
+            protocol,
+        });
+    };
     let mut roots = rustls::RootCertStore::empty();
     let before = p.len();
     if let Some(b) = file(&o.ca, p) {
         match pem_or_der_certs(&b) {
             Ok(certs) => {
+                CertExpiry::note(expiry, "origin_ca", &o.ca.display().to_string(), &certs);
                 for c in certs {
                     if let Err(e) = roots.add(c) {
                         p.push(format!("{at}: origin_ca {}: {e}", o.ca.display()));
@@ -335,16 +457,38 @@ fn origin_client(
     }
     let client = match &o.client {
         None => None,
-        Some((c, k)) => Some(certified_key(at, c, k, provider, file, p).ok_or(())?),
+        Some((c, k)) => {
+            let ck = certified_key(at, c, k, provider, file, p)?;
+            CertExpiry::note(
+                expiry,
+                "origin_pull",
+                &c.display().to_string(),
+                &ck.cert[..ck.cert.len().min(1)],
+            );
+            Some(ck)
+        }
     };
     if p.len() != before {
-        return Err(());
+        return None;
     }
-    match https_client(origin, roots, client, timeouts) {
-        Ok(c) => Ok(Some(c)),
-        Err(e) => {
+    let build = |proto| https_client_with(origin, roots.clone(), client.clone(), timeouts, proto);
+    let main = build(protocol);
+    let upgrade = if protocol == OriginProtocol::Http1 {
+        main.clone()
+    } else {
+        build(OriginProtocol::Http1)
+    };
+    match (main, upgrade) {
+        (Ok(c), Ok(u)) => Some(Target {
+            scheme,
+            authority,
+            client: OriginClient::Https(c),
+            upgrade: OriginClient::Https(u),
+            protocol,
+        }),
+        (Err(e), _) | (_, Err(e)) => {
             p.push(format!("{at}: origin {origin}: {e}"));
-            Err(())
+            None
         }
     }
 }

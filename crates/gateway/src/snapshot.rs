@@ -18,8 +18,9 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::PrivateKeyDer;
 
-use crate::config::{BlockResponse, Mode, OriginTimeouts};
-use crate::origin::{http_client, https_client, HttpClient};
+use crate::config::{BlockResponse, Mode, OriginProtocol, OriginTimeouts};
+use crate::identity::IdentityHeaders;
+use crate::origin::{http_client, https_client, OriginClient, Target};
 use crate::site::Site;
 use crate::tls;
 
@@ -65,7 +66,7 @@ pub struct SiteSource<'a> {
 pub struct SiteBuilder {
     provider: Arc<CryptoProvider>,
     timeouts: OriginTimeouts,
-    http: HttpClient,
+    idle_timeout: std::time::Duration,
     trust: HashMap<Vec<u8>, TrustStore>,
 }
 
@@ -87,9 +88,16 @@ impl SiteBuilder {
         SiteBuilder {
             provider: tls::provider(),
             timeouts,
-            http: http_client(timeouts),
+            idle_timeout: crate::config::DEFAULT_IDLE_TIMEOUT,
             trust: HashMap::new(),
         }
+    }
+
+    /// Idle client connections of the sites built are closed after `d`
+    /// (`server.idle_timeout`).
+    pub fn with_idle_timeout(mut self, d: std::time::Duration) -> SiteBuilder {
+        self.idle_timeout = d;
+        self
     }
 
     /// The trust store of a CA set, shared with every other hostname that
@@ -172,7 +180,9 @@ impl SiteBuilder {
             .authority()
             .cloned()
             .ok_or_else(|| at(format!("origin {} has no host", src.origin)))?;
-        let https = if scheme == Scheme::HTTPS {
+        // Every site has its own pooled origin client (the client is bound
+        // to the origin's address); store hostnames speak HTTP/1.1 to it.
+        let (https, client) = if scheme == Scheme::HTTPS {
             let o = src
                 .origin_tls
                 .as_ref()
@@ -185,12 +195,28 @@ impl SiteBuilder {
                 None => None,
                 Some((c, k)) => Some(self.certified_key("origin-pull", c, k).map_err(at)?),
             };
-            Some(
-                https_client(&src.origin, roots, client, self.timeouts)
-                    .map_err(|e| at(format!("origin {}: {e}", src.origin)))?,
-            )
+            let c = https_client(&src.origin, roots, client, self.timeouts)
+                .map_err(|e| at(format!("origin {}: {e}", src.origin)))?;
+            (Some(c.clone()), OriginClient::Https(c))
         } else {
-            None
+            (
+                None,
+                OriginClient::Http(http_client(&src.origin, self.timeouts)),
+            )
+        };
+        let own = name
+            .parse::<hyper::http::uri::Authority>()
+            .map_err(|_| at("the name is not a URI authority".into()))?;
+        let http = match &client {
+            OriginClient::Http(c) => c.clone(),
+            OriginClient::Https(_) => http_client(&src.origin, self.timeouts),
+        };
+        let target = Target {
+            scheme: scheme.clone(),
+            authority: authority.clone(),
+            client: client.clone(),
+            upgrade: client,
+            protocol: OriginProtocol::Http1,
         };
         let tls = tls::server_config(self.provider.clone(), certified, src.mode)
             .map_err(|e| at(format!("TLS configuration: {e}")))?;
@@ -203,8 +229,14 @@ impl SiteBuilder {
             origin_scheme: scheme,
             origin_authority: authority,
             https,
-            http: self.http.clone(),
+            http,
             origin_timeouts: self.timeouts,
+            origin: target,
+            routes: Vec::new(),
+            identity: IdentityHeaders::default(),
+            strip: Vec::new(),
+            idle_timeout: self.idle_timeout,
+            authority: own,
         }))
     }
 }

@@ -355,3 +355,6 @@ async fn live_change_keeps_open_connections_and_applies_to_new_ones() {
     .await;
     assert_eq!(r, Ok((200, "valid".to_owned())));
 }
+/// Upgrades (WebSocket), idle connections, graceful shutdown.
+#[path = "handshake/flow.rs"]
+mod flow;

@@ -216,3 +216,25 @@ fn bounded_in_bytes_and_large_chains_by_digest() {
     assert_eq!(cache.stats().verifications, before + 1);
     assert!(cache.bytes() < 2048);
 }
+
+/// `cached` answers only from a ready entry: a miss before the first
+/// verification, the same verdict after, and a miss for another store.
+#[test]
+fn cached_answers_only_what_is_ready() {
+    let ca = root("Root");
+    let l = leaf(&ca);
+    let s = TrustStore::builder().anchor(&ca.der).build().expect("s");
+    let other = TrustStore::builder()
+        .anchor(&root("Other").der)
+        .build()
+        .expect("s");
+    let cache = VerdictCache::new(16);
+    let chain = std::slice::from_ref(&l);
+    assert_eq!(cache.cached(&s, chain, now()), None);
+    assert_eq!(cache.stats().verifications, 0);
+    assert_eq!(cache.verify(&s, chain, now()), Verdict::Valid);
+    assert_eq!(cache.cached(&s, chain, now()), Some(Verdict::Valid));
+    assert_eq!(cache.cached(&other, chain, now()), None);
+    assert_eq!(cache.cached(&s, &[], now()), Some(Verdict::None));
+    assert_eq!(cache.stats().verifications, 1);
+}

@@ -244,7 +244,8 @@ impl Follower {
         Ok(Follower {
             layers,
             gw,
-            builder: SiteBuilder::new(config.origin_timeouts),
+            builder: SiteBuilder::new(config.origin_timeouts)
+                .with_idle_timeout(config.idle_timeout),
             version: None,
             local,
         })

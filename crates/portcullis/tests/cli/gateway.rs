@@ -135,7 +135,7 @@ const OSSL_CA: &str = "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_cert
 serial = serial\ndefault_md = sha256\npolicy = p\nunique_subject = no\n[p]\ncommonName = supplied\n\
 [ext]\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = clientAuth\n";
 
-fn gencert(dir: &Path, name: &str, ca: &str, profile: &str, hosts: &str, db: bool) {
+pub(crate) fn gencert(dir: &Path, name: &str, ca: &str, profile: &str, hosts: &str, db: bool) {
     write(
         dir,
         &format!("{name}.json"),
@@ -413,6 +413,8 @@ fn gateway_valid_cert_forwarded_with_identity_headers() {
                 "Client-Cert: :ZXZpbA==:",
                 "-H",
                 "X-Forwarded-For: 6.6.6.6",
+                "-H",
+                "Forwarded: for=6.6.6.6",
             ],
         );
         assert_eq!(code, 200, "{proto}: {body}\n{}", env.log());
@@ -441,6 +443,14 @@ fn gateway_valid_cert_forwarded_with_identity_headers() {
         assert!(xfcc.contains("Subject=\"CN=alice\""), "{xfcc}");
         assert_eq!(one(&h, "x-forwarded-proto"), "https");
         assert_eq!(one(&h, "x-forwarded-for"), "127.0.0.1");
+        assert_eq!(
+            one(&h, "forwarded"),
+            format!(
+                "for=127.0.0.1;proto=https;host=\"enforce.acme.test:{}\"",
+                env.port
+            ),
+            "{body}"
+        );
         assert_eq!(
             one(&h, "host"),
             format!("enforce.acme.test:{}", env.port),
@@ -776,6 +786,8 @@ fn serve_writes_a_json_access_log_line_per_request() {
     assert_eq!(l["verdict"], "valid");
     assert_eq!(l["outcome"], "origin");
     assert!(l["ts"].is_string() && l["duration_ms"].is_u64(), "{l}");
+    assert!(l["origin_ms"].is_u64(), "{l}");
+    assert!(lines[1]["origin_ms"].is_null(), "{}", lines[1]);
     assert_eq!(lines[1]["status"], 403);
     assert_eq!(lines[1]["verdict"], "invalid");
     assert_eq!(lines[1]["reason"], "unknown-issuer");
@@ -1038,6 +1050,17 @@ fn serve_exposes_metrics_on_admin() {
         "hostname=\"enforce.acme.test\",verdict=\"valid\",outcome=\"origin\",status=\"2xx\"} 1",
         "hostname=\"enforce.acme.test\",verdict=\"none\",outcome=\"blocked\",status=\"4xx\"} 1",
         "portcullis_handshake_failures_total{cause=\"unknown_sni\"} 1",
+        // Latency histograms: two requests for the hostname, one of them
+        // reached the origin.
+        "portcullis_request_duration_seconds_count{hostname=\"enforce.acme.test\"} 2",
+        "portcullis_request_duration_seconds_bucket{hostname=\"enforce.acme.test\",le=\"+Inf\"} 2",
+        "portcullis_origin_duration_seconds_count{hostname=\"enforce.acme.test\"} 1",
+        // Expiry gauges for every configured certificate: the hostnames'
+        // server certificate and both CAs.
+        "portcullis_certificate_expiry_days{kind=\"server\",name=\"enforce.acme.test\",subject=\"CN=server\"} ",
+        "portcullis_certificate_expiry_days{kind=\"ca\",name=\"acme\",subject=",
+        "portcullis_certificate_expiry_days{kind=\"ca\",name=\"other\",subject=",
+        "# TYPE portcullis_request_duration_seconds histogram",
     ];
     // Counters are bumped as the response head is sent; poll (bounded).
     let mut body = String::new();
@@ -1053,6 +1076,14 @@ fn serve_exposes_metrics_on_admin() {
     for w in want {
         assert!(body.contains(w), "{w} missing in {body}");
     }
+    // The server certificate was issued for 720 h just now.
+    let days: f64 = body
+        .lines()
+        .find(|l| l.starts_with(want[6]))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .expect("expiry gauge value");
+    assert!(days > 29.0 && days <= 30.0, "{days}");
     assert_eq!(curl_get(&format!("http://127.0.0.1:{admin}/other")).0, 404);
 }
 

@@ -377,7 +377,15 @@ fn gateway_origin_timeouts_answer_504_and_502_json() {
     }
     let (code, _, body) = env.curl("off", None, &[]);
     assert_eq!(code, 200, "{body}");
-    let access = std::fs::read_to_string(env.path().join("access.log")).expect("access log");
+    // Access-log lines are written in batches (every 100 ms): poll, bounded.
+    let mut access = String::new();
+    for _ in 0..100 {
+        access = std::fs::read_to_string(env.path().join("access.log")).expect("access log");
+        if access.contains("origin-timeout") && access.contains("origin-error") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert!(
         access.contains("\"outcome\":\"origin-timeout\""),
         "{access}"

@@ -14,5 +14,6 @@ mod dashboard;
 mod fleet;
 mod gateway;
 mod gateway_hostile;
+mod gateway_identity_routes;
 mod store_live;
 mod verify;
