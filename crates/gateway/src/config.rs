@@ -71,6 +71,8 @@ struct RawConfig {
     ca: Vec<RawCa>,
     #[serde(default)]
     hostname: Vec<RawHostname>,
+    #[serde(default)]
+    egress: Vec<crate::egress::config::RawEgress>,
 }
 
 /// Client-certificate mode of a hostname.
@@ -214,6 +216,8 @@ pub struct Config {
     pub cas: Vec<CaConfig>,
     /// Hostnames.
     pub hostnames: Vec<HostnameConfig>,
+    /// Egress listeners (`[[egress]]`, see `docs/egress.md`).
+    pub egress: Vec<crate::egress::config::EgressConfig>,
 }
 
 /// Every problem found in a configuration.
@@ -252,6 +256,9 @@ impl Config {
                     all.extend([c.as_path(), k.as_path()]);
                 }
             }
+        }
+        for e in &self.egress {
+            all.extend(e.files());
         }
         let mut v: Vec<&Path> = Vec::with_capacity(all.len());
         for p in all {
@@ -360,8 +367,8 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
 
     let mut hostnames = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
-    if raw.hostname.is_empty() {
-        p.push("no [[hostname]] is configured".to_owned());
+    if raw.hostname.is_empty() && raw.egress.is_empty() {
+        p.push("no [[hostname]] (or [[egress]]) is configured".to_owned());
     }
     for (i, h) in raw.hostname.iter().enumerate() {
         let at = format!("hostname[{i}] ({:?})", h.name);
@@ -446,6 +453,7 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
             });
         }
     }
+    let egress = crate::egress::config::validate(&raw.egress, base, https, &mut p);
     match (p.is_empty(), https) {
         (true, Some(https)) => Ok(Config {
             https,
@@ -455,6 +463,7 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
             origin_timeouts,
             cas,
             hostnames,
+            egress,
         }),
         _ => Err(ConfigErrors(p)),
     }

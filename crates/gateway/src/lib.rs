@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod egress;
 pub mod metrics;
 pub mod origin;
 pub mod proxy;

@@ -181,11 +181,11 @@ impl Sites {
     }
 }
 
-type ReadFn<'a> = dyn Fn(&Path, &mut Vec<String>) -> Option<Vec<u8>> + 'a;
+pub(crate) type ReadFn<'a> = dyn Fn(&Path, &mut Vec<String>) -> Option<Vec<u8>> + 'a;
 
 /// A certificate chain and its key, checked to match. The key's bytes are
 /// never printed: errors name the file only.
-fn certified_key(
+pub(crate) fn certified_key(
     at: &str,
     cert: &Path,
     key: &Path,

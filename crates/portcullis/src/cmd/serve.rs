@@ -3,12 +3,14 @@
 //! until SIGTERM or Ctrl-C, draining open connections. SIGHUP, or a change
 //! to the config file or a file it names, reloads the configuration (all or
 //! nothing). One JSON access-log line per request goes to stdout.
-//! `server.admin`, when set, serves `GET /metrics`.
+//! `server.admin`, when set, serves `GET /metrics`. `[[egress]]` listeners
+//! (docs/egress.md) start with the gateway and reload with it.
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use gateway::config::Config;
+use gateway::egress::{EgressListeners, Egresses};
 use gateway::{Gateway, Sites};
 
 /// Run the gateway.
@@ -34,6 +36,20 @@ pub fn load(path: &Path) -> anyhow::Result<(Config, Sites)> {
     Ok((config, sites))
 }
 
+/// Reads the certificates, keys and CAs the `[[egress]]` entries of a
+/// validated config name.
+pub fn load_egress(path: &Path, config: &Config) -> anyhow::Result<Egresses> {
+    Egresses::load(&config.egress, &|p| std::fs::read(p))
+        .with_context(|| format!("{}", path.display()))
+}
+
+/// [`load`] and [`load_egress`]: everything a start or a reload needs.
+fn load_all(path: &Path) -> anyhow::Result<(Config, Sites, Egresses)> {
+    let (config, sites) = load(path)?;
+    let egress = load_egress(path, &config)?;
+    Ok((config, sites, egress))
+}
+
 /// One JSON line per request on stdout.
 fn access_log() -> gateway::AccessLog {
     Box::new(|r| {
@@ -51,7 +67,7 @@ fn access_log() -> gateway::AccessLog {
 
 /// Runs the command.
 pub fn run(a: ServeArgs) -> anyhow::Result<()> {
-    let (config, sites) = load(&a.config)?;
+    let (config, sites, egresses) = load_all(&a.config)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -63,6 +79,12 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         let local = listener.local_addr().context("local address")?;
         tracing::info!(https = %local, hostnames = sites.len(), "gateway listening");
         eprintln!("portcullis: gateway listening on https://{local}");
+        let egress = EgressListeners::start(egresses)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        for (name, addr) in egress.local_addrs() {
+            eprintln!("portcullis: egress {name:?} listening on {addr}");
+        }
         let gw = Gateway::with_options(sites, Some(access_log()), config.max_connections);
         let admin = match config.admin {
             None => None,
@@ -77,7 +99,12 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
                 ))
             }
         };
-        tokio::spawn(reload_loop(gw.clone(), a.config.clone(), config.clone()));
+        tokio::spawn(reload_loop(
+            gw.clone(),
+            egress,
+            a.config.clone(),
+            config.clone(),
+        ));
         gw.serve(listener, shutdown_signal()).await;
         if let Some(a) = admin {
             a.abort();
@@ -119,8 +146,14 @@ const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 /// the hostnames are swapped if it is valid, the running ones kept (and
 /// the reason printed) if not. Open connections are never dropped. The
 /// listen address and the connection limit cannot change without a
-/// restart.
-async fn reload_loop(gw: std::sync::Arc<Gateway>, path: PathBuf, running: Config) {
+/// restart. Egress listeners get the new certificates for new connections;
+/// one whose address, mode or limit changed is rebound.
+async fn reload_loop(
+    gw: std::sync::Arc<Gateway>,
+    mut egress: EgressListeners,
+    path: PathBuf,
+    running: Config,
+) {
     #[cfg(unix)]
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => Some(s),
@@ -167,8 +200,8 @@ async fn reload_loop(gw: std::sync::Arc<Gateway>, path: PathBuf, running: Config
             .await
             .unwrap_or_default();
         let p = path.clone();
-        match tokio::task::spawn_blocking(move || load(&p)).await {
-            Ok(Ok((config, sites))) => {
+        match tokio::task::spawn_blocking(move || load_all(&p)).await {
+            Ok(Ok((config, sites, egresses))) => {
                 if config.https != running.https {
                     eprintln!(
                         "portcullis: server.https changed to {}; still listening on {} until a restart",
@@ -183,6 +216,9 @@ async fn reload_loop(gw: std::sync::Arc<Gateway>, path: PathBuf, running: Config
                 }
                 let n = sites.len();
                 gw.replace_sites(sites);
+                for problem in egress.apply(egresses).await {
+                    eprintln!("portcullis: {problem}");
+                }
                 tracing::info!(hostnames = n, why, "configuration reloaded");
                 eprintln!("portcullis: configuration reloaded ({why}; {n} hostnames)");
                 let new_files = watched(&path, &config);

@@ -1,0 +1,440 @@
+//! Egress listeners (`[[egress]]`, docs/egress.md): an app that cannot
+//! speak mutual TLS sends plain HTTP or TCP to a listener on 127.0.0.1, and
+//! the gateway opens a mutually authenticated TLS connection to the
+//! upstream with that service's own certificate, verifying the upstream
+//! against the CA the egress names (and no other).
+//!
+//! * [`config`]: the `[[egress]]` TOML, raw and validated.
+//! * [`Egresses`]: the validated config plus the files it names, turned
+//!   into connectors: one pooled client per distinct identity + upstream
+//!   ([`config::Binding`]).
+//! * [`EgressListeners`]: the running listeners; a reload swaps what they
+//!   forward with, and rebinds the ones whose address changed.
+//! * HTTP mode ([`http`]): per-route upstreams and identities; TLS failures
+//!   become `502 {"error":"upstream_tls","message":…}`, timeouts 504.
+//! * TCP mode ([`tcp`]): TLS to the upstream (optionally after PostgreSQL's
+//!   `SSLRequest`), then bytes both ways.
+
+pub mod config;
+mod http;
+mod tcp;
+pub mod upstream;
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use client_auth::pem_or_der_certs;
+use hyper::http::uri::Authority;
+use hyper::http::HeaderValue;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+use tracing::Instrument as _;
+
+use crate::config::ConfigErrors;
+use config::{Binding, EgressConfig, EgressMode, StartTls};
+pub use upstream::{UpstreamConnector, UpstreamError};
+
+/// A pooled HTTP/1.1 client to one upstream with one identity.
+type UpstreamClient = Client<UpstreamConnector, hyper::body::Incoming>;
+
+/// One upstream with one identity, ready to connect.
+#[derive(Debug)]
+struct Upstream {
+    connector: UpstreamConnector,
+    /// HTTP mode: the pool of TLS connections for this binding.
+    client: Option<UpstreamClient>,
+    /// `host:port` for request URIs.
+    authority: Authority,
+    /// `Host` sent upstream: the expected name (or host) and port.
+    host_header: HeaderValue,
+}
+
+/// One egress, ready to serve. Immutable; a reload builds a new one.
+#[derive(Debug)]
+pub struct Egress {
+    /// Its name.
+    pub name: String,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// `http` or `tcp`.
+    pub mode: EgressMode,
+    /// Most app connections at once.
+    pub max_connections: usize,
+    default: Arc<Upstream>,
+    /// Path prefix → upstream, longest prefix first.
+    routes: Vec<(String, Arc<Upstream>)>,
+    starttls: Option<StartTls>,
+    response_timeout: Duration,
+}
+
+impl Egress {
+    /// The upstream for a request path: the longest matching route prefix,
+    /// else the egress's own upstream.
+    fn route(&self, path: &str) -> &Arc<Upstream> {
+        self.routes
+            .iter()
+            .find(|(prefix, _)| path.starts_with(prefix.as_str()))
+            .map_or(&self.default, |(_, u)| u)
+    }
+}
+
+/// Every egress of a configuration, loaded.
+#[derive(Debug, Default)]
+pub struct Egresses {
+    list: Vec<Arc<Egress>>,
+}
+
+impl Egresses {
+    /// Number of egresses.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Reads the certificates, keys and CAs the egresses name through
+    /// `read` and builds one connector (and, for HTTP, one connection
+    /// pool) per distinct identity + upstream; every problem is listed.
+    pub fn load(
+        configs: &[EgressConfig],
+        read: &dyn Fn(&Path) -> io::Result<Vec<u8>>,
+    ) -> Result<Egresses, ConfigErrors> {
+        let mut p = Vec::new();
+        let provider = crate::tls::provider();
+        let file = |path: &Path, p: &mut Vec<String>| match read(path) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                p.push(format!("cannot read {}: {e}", path.display()));
+                None
+            }
+        };
+        // Shared across egresses and routes: the same identity to the same
+        // upstream with the same expectations is one pool.
+        let mut built: HashMap<(Binding, EgressMode, Option<StartTls>, Duration), Arc<Upstream>> =
+            HashMap::new();
+        let mut list = Vec::new();
+        for e in configs {
+            let at = format!("egress {:?}", e.name);
+            let mut one = |b: &Binding, p: &mut Vec<String>| -> Option<Arc<Upstream>> {
+                let key = (b.clone(), e.mode, e.starttls, e.connect_timeout);
+                if let Some(u) = built.get(&key) {
+                    return Some(u.clone());
+                }
+                let before = p.len();
+                let identity =
+                    crate::site::certified_key(&at, &b.cert, &b.key, &provider, &file, p);
+                let mut roots = rustls::RootCertStore::empty();
+                if let Some(bytes) = file(&b.ca, p) {
+                    match pem_or_der_certs(&bytes) {
+                        Ok(certs) if certs.is_empty() => {
+                            p.push(format!("{at}: ca {}: no certificate", b.ca.display()));
+                        }
+                        Ok(certs) => {
+                            for c in certs {
+                                if let Err(err) = roots.add(c) {
+                                    p.push(format!("{at}: ca {}: {err}", b.ca.display()));
+                                }
+                            }
+                        }
+                        Err(err) => p.push(format!("{at}: ca {}: {err}", b.ca.display())),
+                    }
+                }
+                let identity = identity?;
+                if p.len() != before {
+                    return None;
+                }
+                let alpn = match e.mode {
+                    EgressMode::Http => vec![b"http/1.1".to_vec()],
+                    EgressMode::Tcp => Vec::new(),
+                };
+                let connector = match UpstreamConnector::new(
+                    b,
+                    identity,
+                    roots,
+                    e.connect_timeout,
+                    e.starttls,
+                    alpn,
+                ) {
+                    Ok(c) => c,
+                    Err(err) => {
+                        p.push(format!("{at}: {err}"));
+                        return None;
+                    }
+                };
+                let authority = match b.authority().parse::<Authority>() {
+                    Ok(a) => a,
+                    Err(_) => {
+                        p.push(format!(
+                            "{at}: upstream {} is not a URI authority",
+                            b.authority()
+                        ));
+                        return None;
+                    }
+                };
+                let host_header = match HeaderValue::from_str(&config_authority(b)) {
+                    Ok(h) => h,
+                    Err(_) => {
+                        p.push(format!(
+                            "{at}: {} is not a Host header",
+                            config_authority(b)
+                        ));
+                        return None;
+                    }
+                };
+                let client = (e.mode == EgressMode::Http).then(|| {
+                    Client::builder(TokioExecutor::new())
+                        .pool_idle_timeout(Duration::from_secs(90))
+                        .build(connector.clone())
+                });
+                let u = Arc::new(Upstream {
+                    connector,
+                    client,
+                    authority,
+                    host_header,
+                });
+                built.insert(key, u.clone());
+                Some(u)
+            };
+            let default = one(&e.binding, &mut p);
+            let routes: Vec<_> = e
+                .routes
+                .iter()
+                .filter_map(|r| Some((r.path.clone(), one(&r.binding, &mut p)?)))
+                .collect();
+            let Some(default) = default else { continue };
+            list.push(Arc::new(Egress {
+                name: e.name.clone(),
+                listen: e.listen,
+                mode: e.mode,
+                max_connections: e.max_connections,
+                default,
+                routes,
+                starttls: e.starttls,
+                response_timeout: e.response_timeout,
+            }));
+        }
+        if p.is_empty() {
+            Ok(Egresses { list })
+        } else {
+            Err(ConfigErrors(p))
+        }
+    }
+}
+
+/// `Host` for the upstream: the name its certificate is checked against
+/// (which the ingress compares with the SNI), with the port.
+fn config_authority(b: &Binding) -> String {
+    let host = b.tls_name();
+    if host.contains(':') {
+        format!("[{host}]:{}", b.port)
+    } else {
+        format!("{host}:{}", b.port)
+    }
+}
+
+/// A running listener.
+struct Running {
+    listen: SocketAddr,
+    local: SocketAddr,
+    mode: EgressMode,
+    max_connections: usize,
+    current: Arc<RwLock<Arc<Egress>>>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// The running egress listeners, by egress name.
+#[derive(Default)]
+pub struct EgressListeners {
+    running: HashMap<String, Running>,
+}
+
+impl std::fmt::Debug for EgressListeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.running.iter().map(|(n, r)| (n, r.local)))
+            .finish()
+    }
+}
+
+impl EgressListeners {
+    /// Binds every egress's listener and starts serving. A listener that
+    /// cannot be bound is an error (nothing is left running).
+    pub async fn start(egresses: Egresses) -> Result<EgressListeners, String> {
+        let mut me = EgressListeners::default();
+        for e in egresses.list {
+            if let Err(err) = me.spawn(e.clone()).await {
+                me.stop_all().await;
+                return Err(format!(
+                    "egress {:?}: cannot listen on {}: {err}",
+                    e.name, e.listen
+                ));
+            }
+        }
+        Ok(me)
+    }
+
+    /// `(name, local address)` of every running listener.
+    pub fn local_addrs(&self) -> Vec<(String, SocketAddr)> {
+        let mut v: Vec<_> = self
+            .running
+            .iter()
+            .map(|(n, r)| (n.clone(), r.local))
+            .collect();
+        v.sort();
+        v
+    }
+
+    async fn spawn(&mut self, e: Arc<Egress>) -> io::Result<()> {
+        let listener = TcpListener::bind(e.listen).await?;
+        let local = listener.local_addr()?;
+        tracing::info!(egress = %e.name, listen = %local, mode = e.mode.as_str(), "egress listening");
+        let (stop, stop_rx) = watch::channel(false);
+        let current = Arc::new(RwLock::new(e.clone()));
+        let task = tokio::spawn(accept_loop(
+            listener,
+            current.clone(),
+            e.max_connections,
+            stop_rx,
+        ));
+        self.running.insert(
+            e.name.clone(),
+            Running {
+                listen: e.listen,
+                local,
+                mode: e.mode,
+                max_connections: e.max_connections,
+                current,
+                stop,
+                task,
+            },
+        );
+        Ok(())
+    }
+
+    async fn stop(&mut self, name: &str) {
+        if let Some(r) = self.running.remove(name) {
+            let _ = r.stop.send(true);
+            let _ = r.task.await;
+            tracing::info!(egress = name, "egress listener stopped");
+        }
+    }
+
+    /// Stops every listener (open connections finish on their own).
+    pub async fn stop_all(&mut self) {
+        let names: Vec<String> = self.running.keys().cloned().collect();
+        for n in names {
+            self.stop(&n).await;
+        }
+    }
+
+    /// Applies a reloaded configuration: an egress whose address, mode and
+    /// connection limit are unchanged keeps its listener and forwards new
+    /// connections (and requests) with the new certificates; a changed
+    /// one is rebound, a removed one stopped, a new one bound. Open
+    /// connections finish with what they started with. Returns one message
+    /// per listener that could not be bound.
+    pub async fn apply(&mut self, egresses: Egresses) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut keep = HashMap::new();
+        for e in &egresses.list {
+            keep.insert(e.name.clone(), e.clone());
+        }
+        // Stop what goes away or changes shape first, so that a new
+        // listener can take a freed address.
+        let names: Vec<String> = self.running.keys().cloned().collect();
+        for n in names {
+            let same = match (keep.get(&n), self.running.get(&n)) {
+                (Some(e), Some(r)) => {
+                    e.listen == r.listen
+                        && e.mode == r.mode
+                        && e.max_connections == r.max_connections
+                }
+                _ => false,
+            };
+            if !same {
+                self.stop(&n).await;
+            }
+        }
+        for e in egresses.list {
+            if let Some(r) = self.running.get(&e.name) {
+                let mut g = r.current.write().unwrap_or_else(PoisonError::into_inner);
+                *g = e;
+            } else if let Err(err) = self.spawn(e.clone()).await {
+                problems.push(format!(
+                    "egress {:?}: cannot listen on {}: {err}",
+                    e.name, e.listen
+                ));
+            }
+        }
+        problems
+    }
+}
+
+/// Accepts until `stop`; at most `max` connections at once (at the limit,
+/// new connections wait in the kernel's accept queue).
+async fn accept_loop(
+    listener: TcpListener,
+    current: Arc<RwLock<Arc<Egress>>>,
+    max: usize,
+    mut stop: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(Semaphore::new(max.max(1)));
+    loop {
+        let slot = tokio::select! {
+            _ = stop.changed() => return,
+            s = slots.clone().acquire_owned() => match s {
+                Ok(s) => s,
+                Err(_) => return,
+            },
+        };
+        if slots.available_permits() == 0 {
+            tracing::warn!(
+                max_connections = max,
+                "egress connection limit reached; new connections wait"
+            );
+        }
+        let (tcp, peer) = tokio::select! {
+            _ = stop.changed() => return,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "egress accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let e = current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let span = tracing::info_span!(
+            "egress_conn",
+            egress = %e.name,
+            mode = e.mode.as_str(),
+            %peer,
+        );
+        tokio::spawn(
+            async move {
+                let _ = tcp.set_nodelay(true);
+                match e.mode {
+                    EgressMode::Http => http::serve_connection(e, tcp).await,
+                    EgressMode::Tcp => tcp::serve_connection(e, tcp).await,
+                }
+                drop(slot);
+            }
+            .instrument(span),
+        );
+    }
+}
