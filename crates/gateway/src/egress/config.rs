@@ -441,7 +441,7 @@ pub(crate) fn validate(
             });
         }
         // Longest prefix first: the first match wins.
-        routes.sort_by(|a, b| b.path.len().cmp(&a.path.len()));
+        routes.sort_by_key(|r| std::cmp::Reverse(r.path.len()));
         if let (Some(listen), Some(mode), Some(binding)) = (listen, mode, default) {
             out.push(EgressConfig {
                 name: e.name.clone(),

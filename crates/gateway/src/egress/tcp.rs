@@ -46,7 +46,7 @@ pub(super) async fn serve_connection(e: Arc<Egress>, mut app: TcpStream) {
         match tokio::time::timeout(FIRST_MESSAGE_TIMEOUT, pg_first_message(&mut app)).await {
             Ok(Ok(p)) => p,
             Ok(Err(err)) => {
-                tracing::info!(error = %err, "app connection ended before its first message");
+                tracing::debug!(error = %err, "app connection ended before its first message");
                 return;
             }
             Err(_) => {

@@ -216,11 +216,12 @@ async fn reload_loop(
                 }
                 let n = sites.len();
                 gw.replace_sites(sites);
+                let e = egresses.len();
                 for problem in egress.apply(egresses).await {
                     eprintln!("portcullis: {problem}");
                 }
-                tracing::info!(hostnames = n, why, "configuration reloaded");
-                eprintln!("portcullis: configuration reloaded ({why}; {n} hostnames)");
+                tracing::info!(hostnames = n, egress = e, why, "configuration reloaded");
+                eprintln!("portcullis: configuration reloaded ({why}; {n} hostnames, {e} egress)");
                 let new_files = watched(&path, &config);
                 seen = if new_files == files {
                     before

@@ -22,7 +22,7 @@ pub(crate) struct Origin {
 }
 
 impl Origin {
-    fn start() -> Origin {
+    pub(crate) fn start() -> Origin {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind origin");
         l.set_nonblocking(true).expect("nonblocking");
         let port = l.local_addr().expect("addr").port();

@@ -8,6 +8,7 @@ mod ca_bad_input;
 mod ca_crash;
 mod ca_interop;
 mod custody;
+mod egress;
 mod gateway;
 mod gateway_hostile;
 mod verify;

@@ -1,0 +1,691 @@
+//! Service-to-service mTLS through `[[egress]]` listeners (issue 12), with
+//! real processes: two `portcullis serve` (the apps' side with the egress
+//! listeners, and an ingress gateway in `enforce` mode trusting only the
+//! service CA), the echo origin, `curl` as the plain-HTTP app, and a
+//! temporary PostgreSQL cluster with `clientcert=verify-full` for the raw
+//! TCP egress.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use crate::gateway::{headers, one, Origin};
+
+const SIGNING: &str = r#"{"signing":{"default":{"expiry":"168h"},"profiles":{
+  "client":{"usages":["signing","key encipherment","client auth"],"expiry":"720h"},
+  "server":{"usages":["signing","key encipherment","server auth"],"expiry":"720h"}}}}"#;
+
+/// A root CA `NAME.pem` / `NAME-key.pem` made by `portcullis ca init`.
+fn ca(dir: &Path, name: &str) {
+    write(
+        dir,
+        &format!("{name}-csr.json"),
+        &format!(r#"{{"CN":"{name} root","key":{{"algo":"ecdsa","size":256}}}}"#),
+    );
+    ok(portcullis(
+        dir,
+        &[
+            "ca",
+            "init",
+            &format!("{name}-csr.json"),
+            "--out",
+            name,
+            "--insecure-plaintext-key",
+        ],
+    ));
+}
+
+/// `OUT.pem` / `OUT-key.pem` with common name `cn` and SANs `hosts` (DNS
+/// names, IPs, `spiffe://` URIs), signed by CA `ca` with `profile`.
+fn cert(dir: &Path, out: &str, cn: &str, hosts: &[&str], ca: &str, profile: &str) {
+    let hosts: Vec<String> = hosts.iter().map(|h| format!("{h:?}")).collect();
+    write(
+        dir,
+        &format!("{out}.json"),
+        &format!(
+            r#"{{"CN":"{cn}","hosts":[{}],"key":{{"algo":"ecdsa","size":256}}}}"#,
+            hosts.join(",")
+        ),
+    );
+    ok(portcullis(
+        dir,
+        &[
+            "ca",
+            "gencert",
+            &format!("{out}.json"),
+            "--ca",
+            &format!("{ca}.pem"),
+            "--ca-key",
+            &format!("{ca}-key.pem"),
+            "--config",
+            "signing.json",
+            "--profile",
+            profile,
+            "--out",
+            out,
+        ],
+    ));
+}
+
+/// Three CAs: `svc` (the services' identities: a, b, postgres), `edge`
+/// (the servers the egresses talk to: the ingress gateway, PostgreSQL),
+/// `other` (someone else's: mallory).
+fn make_pki(dir: &Path) {
+    write(dir, "signing.json", SIGNING);
+    for name in ["svc", "edge", "other"] {
+        ca(dir, name);
+    }
+    cert(dir, "a", "a", &["spiffe://acme.test/a"], "svc", "client");
+    cert(dir, "b", "b", &["spiffe://acme.test/b"], "svc", "client");
+    cert(
+        dir,
+        "mallory",
+        "postgres",
+        &["spiffe://evil.test/m"],
+        "other",
+        "client",
+    );
+    cert(
+        dir,
+        "orders",
+        "orders",
+        &["orders.acme.test", "spiffe://acme.test/orders"],
+        "edge",
+        "server",
+    );
+}
+
+/// Starts `portcullis serve --config NAME.toml` in `dir`, stderr to
+/// `NAME.log`; waits for `port`.
+fn serve(dir: &Path, name: &str, port: u16) -> ChildGuard {
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log file");
+    let child = Command::new(bin())
+        .args(["serve", "--config", &format!("{name}.toml")])
+        .current_dir(dir)
+        .env("PORTCULLIS_LOG", "gateway=info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn serve");
+    let mut g = ChildGuard(Some(child));
+    wait_port(port, &mut g);
+    g
+}
+
+fn read_log(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default()
+}
+
+/// An `[[egress]]` in http mode on `port` to the ingress.
+fn http_egress(name: &str, port: u16, ingress: u16, extra: &str) -> String {
+    format!(
+        r#"
+[[egress]]
+name = "{name}"
+listen = "127.0.0.1:{port}"
+mode = "http"
+upstream = "https://127.0.0.1:{ingress}"
+{extra}
+"#
+    )
+}
+
+/// The JSON error body of the egress: (`error`, `message`).
+fn egress_error(body: &str) -> (String, String) {
+    let v: serde_json::Value = serde_json::from_str(body)
+        .unwrap_or_else(|e| panic!("egress answer is not JSON ({e}): {body:?}"));
+    (
+        v["error"].as_str().unwrap_or_default().to_owned(),
+        v["message"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// `portcullis_connections_total` of a gateway's admin listener.
+fn connections(admin: u16) -> u64 {
+    let (code, text) = curl_get(&format!("http://127.0.0.1:{admin}/metrics"));
+    assert_eq!(code, 200, "{text}");
+    text.lines()
+        .find_map(|l| l.strip_prefix("portcullis_connections_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no connection counter in {text}"))
+}
+
+/// App A (curl, plain HTTP) → egress with identity A → ingress in enforce
+/// mode trusting only the service CA → origin sees A; B is told apart
+/// (its own egress, and a route of A's egress that presents B); another
+/// CA's identity is refused by the ingress; an upstream certificate from
+/// the wrong CA, for the wrong name or without the expected SPIFFE ID is
+/// refused by the egress with a JSON 502 naming the TLS failure; an
+/// upstream that never answers is a 504; upstream connections are pooled
+/// per identity; a renewed certificate file is picked up without a
+/// restart.
+#[test]
+fn egress_http_presents_per_service_identities_to_the_ingress() {
+    need("curl");
+    let d = tempdir();
+    let dir = d.path();
+    make_pki(dir);
+    for (from, to) in [("a.pem", "rot.pem"), ("a-key.pem", "rot-key.pem")] {
+        std::fs::copy(dir.join(from), dir.join(to)).expect("copy");
+    }
+    let origin = Origin::start();
+
+    // The ingress: enforce, only the service CA.
+    let (ingress, admin) = (free_port(), free_port());
+    write(
+        dir,
+        "ingress.toml",
+        &format!(
+            r#"[server]
+https = "127.0.0.1:{ingress}"
+admin = "127.0.0.1:{admin}"
+
+[[ca]]
+name = "svc"
+pem = "svc.pem"
+
+[[hostname]]
+name = "orders.acme.test"
+cert = "orders.pem"
+key = "orders-key.pem"
+origin = "http://127.0.0.1:{o}"
+
+[hostname.mtls]
+mode = "enforce"
+cas = ["svc"]
+
+# Serves the orders certificate under a name it is not valid for.
+[[hostname]]
+name = "misnamed.acme.test"
+cert = "orders.pem"
+key = "orders-key.pem"
+origin = "http://127.0.0.1:{o}"
+"#,
+            o = origin.port
+        ),
+    );
+    let _ingress = serve(dir, "ingress", ingress);
+
+    // Accepts TCP and never answers: the TLS handshake times out.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_port = silent.local_addr().expect("addr").port();
+
+    // The apps' side: egress listeners only.
+    let ports: Vec<u16> = (0..9).map(|_| free_port()).collect();
+    let [pa, pb, pspiffe, pspiffe_bad, pwrong_ca, pwrong_name, pmallory, pslow, prot] = ports[..]
+    else {
+        unreachable!()
+    };
+    let ident = |c: &str| format!("cert = \"{c}.pem\"\nkey = \"{c}-key.pem\"");
+    let orders = "server_name = \"orders.acme.test\"";
+    let mut apps = format!("[server]\nhttps = \"127.0.0.1:{}\"\n", free_port());
+    apps += &http_egress(
+        "a",
+        pa,
+        ingress,
+        &format!(
+            "{orders}\n{}\nca = \"edge.pem\"\n\n[[egress.route]]\npath = \"/as-b/\"\n{}",
+            ident("a"),
+            ident("b")
+        ),
+    );
+    apps += &http_egress(
+        "b",
+        pb,
+        ingress,
+        &format!("{orders}\n{}\nca = \"edge.pem\"", ident("b")),
+    );
+    apps += &http_egress(
+        "spiffe",
+        pspiffe,
+        ingress,
+        &format!(
+            "{orders}\nspiffe_id = \"spiffe://acme.test/orders\"\n{}\nca = \"edge.pem\"",
+            ident("a")
+        ),
+    );
+    apps += &http_egress(
+        "spiffe-mismatch",
+        pspiffe_bad,
+        ingress,
+        &format!(
+            "{orders}\nspiffe_id = \"spiffe://acme.test/billing\"\n{}\nca = \"edge.pem\"",
+            ident("a")
+        ),
+    );
+    // Trusts the service CA for the upstream: the ingress's certificate
+    // comes from the edge CA.
+    apps += &http_egress(
+        "wrong-ca",
+        pwrong_ca,
+        ingress,
+        &format!("{orders}\n{}\nca = \"svc.pem\"", ident("a")),
+    );
+    apps += &http_egress(
+        "wrong-name",
+        pwrong_name,
+        ingress,
+        &format!(
+            "server_name = \"misnamed.acme.test\"\n{}\nca = \"edge.pem\"",
+            ident("a")
+        ),
+    );
+    apps += &http_egress(
+        "mallory",
+        pmallory,
+        ingress,
+        &format!("{orders}\n{}\nca = \"edge.pem\"", ident("mallory")),
+    );
+    apps += &format!(
+        r#"
+[[egress]]
+name = "slow"
+listen = "127.0.0.1:{pslow}"
+mode = "http"
+upstream = "https://127.0.0.1:{silent_port}"
+{orders}
+{}
+ca = "edge.pem"
+connect_timeout = 1
+"#,
+        ident("a")
+    );
+    apps += &http_egress(
+        "rotating",
+        prot,
+        ingress,
+        &format!("{orders}\n{}\nca = \"edge.pem\"", ident("rot")),
+    );
+    write(dir, "apps.toml", &apps);
+    let _apps = serve(dir, "apps", pa);
+    let logs = || {
+        format!(
+            "apps:\n{}\ningress:\n{}",
+            read_log(dir, "apps"),
+            read_log(dir, "ingress")
+        )
+    };
+
+    // A: the origin sees A's verified identity. Sequential requests from
+    // separate app connections share pooled upstream connections.
+    let before = connections(admin);
+    for i in 0..5 {
+        let (code, body) = curl_get(&format!("http://127.0.0.1:{pa}/orders/{i}?x=1"));
+        assert_eq!(code, 200, "{body}\n{}", logs());
+        assert!(
+            body.starts_with(&format!("GET /orders/{i}?x=1 HTTP/1.1")),
+            "{body}"
+        );
+        let h = headers(&body);
+        assert_eq!(one(&h, "client-cert-status"), "valid", "{body}");
+        assert_eq!(one(&h, "client-cert-subject"), "CN=a", "{body}");
+        assert_eq!(
+            one(&h, "host"),
+            format!("orders.acme.test:{ingress}"),
+            "{body}"
+        );
+        let xfcc = one(&h, "x-forwarded-client-cert");
+        assert!(xfcc.contains("URI=spiffe://acme.test/a"), "{xfcc}");
+    }
+    let after_a = connections(admin);
+    assert!(
+        after_a - before < 5,
+        "5 requests with identity A opened {} upstream connections: no reuse",
+        after_a - before
+    );
+    // The route of A's egress presents B: another identity, another pool.
+    let (code, body) = curl_get(&format!("http://127.0.0.1:{pa}/as-b/x"));
+    assert_eq!(code, 200, "{body}\n{}", logs());
+    let h = headers(&body);
+    assert_eq!(one(&h, "client-cert-subject"), "CN=b", "{body}");
+    assert!(one(&h, "x-forwarded-client-cert").contains("URI=spiffe://acme.test/b"));
+    assert!(
+        connections(admin) > after_a,
+        "identity B reused a connection of A"
+    );
+
+    // B's own egress, with a POST body.
+    let (code, body) = curl_post(&format!("http://127.0.0.1:{pb}/orders"), b"{\"n\":1}");
+    assert_eq!(code, 200, "{body}\n{}", logs());
+    assert!(body.starts_with("POST /orders HTTP/1.1"), "{body}");
+    assert_eq!(
+        one(&headers(&body), "client-cert-subject"),
+        "CN=b",
+        "{body}"
+    );
+
+    // The expected SPIFFE ID is there.
+    let (code, body) = curl_get(&format!("http://127.0.0.1:{pspiffe}/"));
+    assert_eq!(code, 200, "{body}\n{}", logs());
+
+    // Another CA's identity reaches the ingress, which refuses it.
+    let (code, body) = curl_get(&format!("http://127.0.0.1:{pmallory}/"));
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("client certificate required"), "{body}");
+
+    // The upstream's certificate does not chain to the egress's CA.
+    let (code, body) = curl_get(&format!("http://127.0.0.1:{pwrong_ca}/"));
+    assert_eq!(code, 502, "{body}");
+    let (error, message) = egress_error(&body);
+    assert_eq!(error, "upstream_tls", "{body}");
+    assert!(
+        message.starts_with("upstream certificate: unknown issuer"),
+        "{message}"
+    );
+    assert!(message.contains("svc.pem"), "{message}");
+
+    // Valid for another name than expected.
+    let (code, body) = curl_get(&format!("http://127.0.0.1:{pwrong_name}/"));
+    assert_eq!(code, 502, "{body}");
+    let (error, message) = egress_error(&body);
+    assert_eq!(error, "upstream_tls", "{body}");
+    assert!(
+        message.contains("not valid for name \"misnamed.acme.test\""),
+        "{message}"
+    );
+
+    // Without the expected SPIFFE ID.
+    let (code, body) = curl_get(&format!("http://127.0.0.1:{pspiffe_bad}/"));
+    assert_eq!(code, 502, "{body}");
+    let (error, message) = egress_error(&body);
+    assert_eq!(error, "upstream_tls", "{body}");
+    assert!(
+        message.contains("expected URI SAN \"spiffe://acme.test/billing\"")
+            && message.contains("spiffe://acme.test/orders"),
+        "{message}"
+    );
+
+    // An upstream that never answers the handshake.
+    let (code, body) = curl_get(&format!("http://127.0.0.1:{pslow}/"));
+    assert_eq!(code, 504, "{body}");
+    let (error, message) = egress_error(&body);
+    assert_eq!(error, "upstream_timeout", "{body}");
+    assert!(message.contains("TLS handshake"), "{message}");
+    drop(silent);
+
+    // A certificate renewed in place (by rename, as an agent does) is
+    // presented on the next connections, without a restart.
+    let (code, body) = curl_get(&format!("http://127.0.0.1:{prot}/"));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(one(&headers(&body), "client-cert-subject"), "CN=a");
+    for (from, to) in [("b-key.pem", "rot-key.pem"), ("b.pem", "rot.pem")] {
+        std::fs::copy(dir.join(from), dir.join("tmp")).expect("copy");
+        std::fs::rename(dir.join("tmp"), dir.join(to)).expect("rename");
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (code, body) = curl_get(&format!("http://127.0.0.1:{prot}/"));
+        if code == 200 && one(&headers(&body), "client-cert-subject") == "CN=b" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the renewed certificate was not picked up: {code} {body}\n{}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        read_log(dir, "apps").contains("configuration reloaded"),
+        "{}",
+        logs()
+    );
+}
+
+/// The PostgreSQL major version directories' `bin`, newest first.
+fn pg_bin() -> PathBuf {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|rd| {
+            rd.filter_map(|e| Some(e.ok()?.path().join("bin")))
+                .filter(|b| b.join("initdb").exists())
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found.pop().unwrap_or_else(|| {
+        panic!(
+            "PostgreSQL server binaries not found under /usr/lib/postgresql: run \
+             scripts/install-test-deps.sh (installs the postgresql package)"
+        )
+    })
+}
+
+fn id(flag: &str, user: &str) -> u32 {
+    let out = Command::new("id")
+        .args([flag, user])
+        .output()
+        .expect("run id");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no {user} user (install postgresql)"))
+}
+
+/// A temporary PostgreSQL cluster, stopped on drop.
+struct Postgres {
+    bin: PathBuf,
+    data: PathBuf,
+    port: u16,
+}
+
+impl Postgres {
+    /// initdb as the postgres user in `dir/pg`, TLS on with the server
+    /// certificate `server` and client CA `client_ca`; only `hostssl` with
+    /// `clientcert=verify-full` from 127.0.0.1.
+    fn start(dir: &Path, server: &str, client_ca: &str) -> Postgres {
+        need("runuser");
+        need("psql");
+        use std::os::unix::fs::PermissionsExt as _;
+        let bin = pg_bin();
+        let (uid, gid) = (id("-u", "postgres"), id("-g", "postgres"));
+        // The postgres user must reach the directory.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let root = dir.join("pg");
+        std::fs::create_dir(&root).expect("mkdir");
+        std::os::unix::fs::chown(&root, Some(uid), Some(gid)).expect("chown");
+        let data = root.join("data");
+        let out = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(bin.join("initdb"))
+            .args(["-D"])
+            .arg(&data)
+            .args(["-A", "trust", "-U", "postgres", "--no-sync"])
+            .output()
+            .expect("run initdb");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for (from, to) in [
+            (format!("{server}.pem"), "server.crt"),
+            (format!("{server}-key.pem"), "server.key"),
+            (format!("{client_ca}.pem"), "root.crt"),
+        ] {
+            let p = data.join(to);
+            std::fs::copy(dir.join(from), &p).expect("copy");
+            std::os::unix::fs::chown(&p, Some(uid), Some(gid)).expect("chown");
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        }
+        let port = free_port();
+        let mut conf = std::fs::read_to_string(data.join("postgresql.conf")).expect("conf");
+        conf += &format!(
+            "\nlisten_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\n\
+             ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n\
+             ssl_ca_file = 'root.crt'\nfsync = off\n",
+            root.display()
+        );
+        std::fs::write(data.join("postgresql.conf"), conf).expect("conf");
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust clientcert=verify-full\n",
+        )
+        .expect("pg_hba");
+        let pg = Postgres { bin, data, port };
+        let out = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(pg.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&pg.data)
+            .arg("-l")
+            .arg(root.join("log"))
+            .args(["-w", "-t", "60", "start"])
+            .output()
+            .expect("run pg_ctl");
+        assert!(
+            out.status.success(),
+            "pg_ctl start failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(root.join("log")).unwrap_or_default()
+        );
+        pg
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// `psql CONNINFO -tAc SQL`: (success, stdout, stderr). `HOME` is the test
+/// dir, so no `~/.postgresql` client certificate is picked up.
+fn psql(home: &Path, conninfo: &str, sql: &str) -> (bool, String, String) {
+    let out = Command::new("psql")
+        .arg(format!(
+            "{conninfo} user=postgres dbname=postgres connect_timeout=20"
+        ))
+        .args(["-X", "-tA", "-c", sql])
+        .env("HOME", home)
+        .env_remove("PGSSLCERT")
+        .env_remove("PGSSLKEY")
+        .output()
+        .expect("run psql");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A raw TCP egress to a real PostgreSQL that only accepts TLS clients
+/// with a certificate from the service CA whose CN is the user
+/// (`hostssl … clientcert=verify-full`): through the egress, psql without
+/// TLS works and PostgreSQL sees the service's certificate; connecting
+/// directly without a certificate, through an egress with another CA's
+/// identity, or through one that does not trust PostgreSQL's CA is refused.
+#[test]
+fn egress_tcp_to_postgres_with_clientcert_verify_full() {
+    let d = tempdir();
+    let dir = d.path();
+    make_pki(dir);
+    cert(
+        dir,
+        "api-db",
+        "postgres",
+        &["spiffe://acme.test/api"],
+        "svc",
+        "client",
+    );
+    cert(
+        dir,
+        "pg",
+        "pg",
+        &["127.0.0.1", "localhost"],
+        "edge",
+        "server",
+    );
+    let pg = Postgres::start(dir, "pg", "svc");
+
+    // Directly, without a client certificate: refused.
+    let direct = format!("host=127.0.0.1 port={}", pg.port);
+    let (okd, out, err) = psql(dir, &format!("{direct} sslmode=require"), "SELECT 1");
+    assert!(!okd, "connected without a certificate: {out}");
+    assert!(err.contains("certificate"), "{err}");
+    let (okd, _, err) = psql(dir, &format!("{direct} sslmode=disable"), "SELECT 1");
+    assert!(!okd, "connected without TLS");
+    assert!(err.contains("no pg_hba.conf entry"), "{err}");
+
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let [pdb, pother, pwrong_ca] = ports[..] else {
+        unreachable!()
+    };
+    let egress = |name: &str, port: u16, cert: &str, ca: &str| {
+        format!(
+            r#"
+[[egress]]
+name = "{name}"
+listen = "127.0.0.1:{port}"
+mode = "tcp"
+upstream = "127.0.0.1:{pg}"
+cert = "{cert}.pem"
+key = "{cert}-key.pem"
+ca = "{ca}.pem"
+starttls = "postgres"
+max_connections = 8
+"#,
+            pg = pg.port
+        )
+    };
+    let mut apps = format!("[server]\nhttps = \"127.0.0.1:{}\"\n", free_port());
+    apps += &egress("db", pdb, "api-db", "edge");
+    apps += &egress("db-other-identity", pother, "mallory", "edge");
+    apps += &egress("db-wrong-ca", pwrong_ca, "api-db", "svc");
+    write(dir, "apps.toml", &apps);
+    let _apps = serve(dir, "apps", pdb);
+
+    // Through the egress: no TLS on the app's side, the service's
+    // certificate on PostgreSQL's.
+    let via = format!("host=127.0.0.1 port={pdb}");
+    let (okv, out, err) = psql(dir, &format!("{via} sslmode=disable"), "SELECT 1");
+    assert!(okv, "{err}\n{}", read_log(dir, "apps"));
+    assert_eq!(out, "1");
+    let (okv, out, err) = psql(
+        dir,
+        &format!("{via} sslmode=disable"),
+        "SELECT ssl, client_dn FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+    );
+    assert!(okv, "{err}");
+    assert_eq!(out, "t|/CN=postgres");
+    // sslmode=prefer: the app's own SSLRequest is answered N by the egress.
+    let (okv, out, err) = psql(dir, &via, "SELECT 2");
+    assert!(okv, "{err}");
+    assert_eq!(out, "2");
+
+    // Another CA's identity: PostgreSQL refuses the handshake.
+    let (oko, out, _) = psql(
+        dir,
+        &format!("host=127.0.0.1 port={pother} sslmode=disable"),
+        "SELECT 1",
+    );
+    assert!(!oko, "another CA's identity got in: {out}");
+
+    // The egress does not trust PostgreSQL's certificate: it closes the
+    // app's connection and logs why.
+    let (okw, out, _) = psql(
+        dir,
+        &format!("host=127.0.0.1 port={pwrong_ca} sslmode=disable"),
+        "SELECT 1",
+    );
+    assert!(!okw, "an untrusted upstream was used: {out}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = read_log(dir, "apps");
+        if log.contains("upstream certificate: unknown issuer")
+            && log.contains("does it trust this service's certificate")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "reasons not logged:\n{log}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
