@@ -27,7 +27,9 @@ enum Command {
     /// Verify a client-certificate chain with the gateway's own verifier.
     Verify(cmd::verify::VerifyArgs),
     /// Run the gateway: TLS on the configured hostnames, client-certificate
-    /// checks, proxy to the origins (until SIGTERM or Ctrl-C).
+    /// checks, proxy to the origins, and the `[[egress]]` listeners (local
+    /// plain HTTP/TCP → mTLS upstream with a service's certificate) until
+    /// SIGTERM or Ctrl-C.
     Serve(cmd::serve::ServeArgs),
     /// End-to-end demo in a temp dir: CA, client certs, origin and gateway on
     /// 127.0.0.1; exits 0 only if every outcome is the expected one.

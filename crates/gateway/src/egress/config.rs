@@ -629,6 +629,19 @@ path = "/"
     }
 
     #[test]
+    fn the_documented_example_is_valid() {
+        let text = include_str!("../../../../docs/examples/egress.toml");
+        let c =
+            Config::parse(text, Path::new("/etc/portcullis")).expect("docs/examples/egress.toml");
+        assert_eq!(c.egress.len(), 2);
+        assert_eq!(
+            c.egress[0].routes[0].binding.authority(),
+            "billing.internal:9443"
+        );
+        assert_eq!(c.egress[1].binding.authority(), "db.internal:5432");
+    }
+
+    #[test]
     fn non_loopback_listen_needs_explicit_permission() {
         let text = format!(
             "{BASE}{}",
