@@ -438,3 +438,118 @@ async fn accept_loop(
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    use std::path::PathBuf;
+
+    /// A CA and a client certificate signed by it, as files in memory.
+    fn files() -> HashMap<PathBuf, Vec<u8>> {
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca.distinguished_name.push(DnType::CommonName, "Svc Root");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_key = KeyPair::generate().expect("key");
+        let ca_pem = ca.self_signed(&ca_key).expect("ca").pem();
+        let issuer = Issuer::new(ca, ca_key);
+        let mut leaf = CertificateParams::new(Vec::<String>::new()).expect("params");
+        leaf.distinguished_name.push(DnType::CommonName, "api");
+        let k = KeyPair::generate().expect("key");
+        let leaf_pem = leaf.signed_by(&k, &issuer).expect("sign").pem();
+        let mut m = HashMap::new();
+        m.insert(PathBuf::from("/e/ca.pem"), ca_pem.into_bytes());
+        m.insert(PathBuf::from("/e/api.pem"), leaf_pem.into_bytes());
+        m.insert(
+            PathBuf::from("/e/api-key.pem"),
+            k.serialize_pem().into_bytes(),
+        );
+        m.insert(
+            PathBuf::from("/e/other-key.pem"),
+            KeyPair::generate()
+                .expect("key")
+                .serialize_pem()
+                .into_bytes(),
+        );
+        m.insert(PathBuf::from("/e/empty.pem"), b"# nothing\n".to_vec());
+        m
+    }
+
+    fn config(extra: &str) -> Config {
+        let text = format!(
+            "[server]\nhttps = \"127.0.0.1:0\"\n\n[[egress]]\nname = \"x\"\n\
+             listen = \"127.0.0.1:0\"\nmode = \"http\"\nupstream = \"https://orders.test:8443\"\n\
+             cert = \"api.pem\"\nkey = \"api-key.pem\"\nca = \"ca.pem\"\n{extra}"
+        );
+        Config::parse(&text, Path::new("/e")).expect("config")
+    }
+
+    fn load(c: &Config) -> Result<Egresses, ConfigErrors> {
+        let f = files();
+        Egresses::load(&c.egress, &move |p| {
+            f.get(p)
+                .cloned()
+                .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+        })
+    }
+
+    #[test]
+    fn identical_bindings_share_one_pool_and_problems_are_all_listed() {
+        let c = config("\n[[egress.route]]\npath = \"/same/\"\n\n[[egress.route]]\npath = \"/other/\"\nca = \"api.pem\"\n");
+        let e = load(&c).expect("loads");
+        let x = &e.list[0];
+        assert!(Arc::ptr_eq(&x.default, x.route("/same/1")));
+        assert!(!Arc::ptr_eq(&x.default, x.route("/other/1")));
+        assert!(Arc::ptr_eq(&x.default, x.route("/elsewhere")));
+        assert_eq!(x.default.host_header, "orders.test:8443");
+
+        let c = config(
+            "\n[[egress.route]]\npath = \"/a/\"\nkey = \"other-key.pem\"\ncert = \"api.pem\"\n\
+             \n[[egress.route]]\npath = \"/b/\"\nca = \"empty.pem\"\n\
+             \n[[egress.route]]\npath = \"/c/\"\ncert = \"missing.pem\"\nkey = \"api-key.pem\"\n",
+        );
+        let e = load(&c).expect_err("bad files");
+        let all = e.to_string();
+        for needle in [
+            "the key /e/other-key.pem does not match the certificate /e/api.pem",
+            "ca /e/empty.pem",
+            "cannot read /e/missing.pem",
+        ] {
+            assert!(all.contains(needle), "missing {needle:?} in {all}");
+        }
+        assert_eq!(e.0.len(), 3, "{all}");
+        // Key material never appears in the messages.
+        assert!(!all.contains("PRIVATE KEY"), "{all}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn reload_keeps_unchanged_listeners_and_rebinds_changed_ones() {
+        let c = config("");
+        let mut l = EgressListeners::start(load(&c).expect("loads"))
+            .await
+            .expect("binds");
+        let first = l.local_addrs();
+        assert_eq!(first.len(), 1);
+        // Same address, mode and limit: the same socket.
+        assert!(l.apply(load(&c).expect("loads")).await.is_empty());
+        assert_eq!(l.local_addrs(), first);
+        // Another limit: rebound.
+        let c2 = config("max_connections = 3\n");
+        assert!(l.apply(load(&c2).expect("loads")).await.is_empty());
+        assert_eq!(l.local_addrs().len(), 1);
+        // Removed: stopped.
+        let none = Config::parse(
+            "[server]\nhttps = \"127.0.0.1:0\"\n[[egress]]\nname = \"y\"\nlisten = \"127.0.0.1:0\"\n\
+             mode = \"tcp\"\nupstream = \"db.test:5432\"\ncert = \"api.pem\"\nkey = \"api-key.pem\"\n\
+             ca = \"ca.pem\"\n",
+            Path::new("/e"),
+        )
+        .expect("config");
+        assert!(l.apply(load(&none).expect("loads")).await.is_empty());
+        let names: Vec<String> = l.local_addrs().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["y"]);
+        l.stop_all().await;
+        assert!(l.local_addrs().is_empty());
+    }
+}
