@@ -60,6 +60,7 @@ pub(crate) struct RawEgress {
     max_connections: Option<i64>,
     connect_timeout: Option<i64>,
     response_timeout: Option<i64>,
+    idle_timeout: Option<i64>,
     #[serde(default)]
     route: Vec<RawEgressRoute>,
 }
@@ -166,6 +167,9 @@ pub struct EgressConfig {
     pub connect_timeout: Duration,
     /// HTTP: from sending the request to the response head (default 30 s).
     pub response_timeout: Duration,
+    /// TCP: close a connection with no byte in either direction for this
+    /// long (`None`, the default: never).
+    pub idle_timeout: Option<Duration>,
 }
 
 /// Default `egress.max_connections`.
@@ -349,6 +353,20 @@ pub(crate) fn validate(
         if mode == Some(EgressMode::Tcp) && e.response_timeout.is_some() {
             p.push(format!("{at}: response_timeout needs mode = \"http\""));
         }
+        let idle_timeout = match (e.idle_timeout, mode) {
+            (None, _) => None,
+            (Some(_), Some(EgressMode::Http)) => {
+                p.push(format!("{at}: idle_timeout needs mode = \"tcp\""));
+                None
+            }
+            (Some(s @ 1..=86_400), _) => Some(Duration::from_secs(s.unsigned_abs())),
+            (Some(s), _) => {
+                p.push(format!(
+                    "{at}: idle_timeout = {s} is not a number of seconds from 1 to 86400"
+                ));
+                None
+            }
+        };
         if mode == Some(EgressMode::Tcp) && !e.route.is_empty() {
             p.push(format!(
                 "{at}: [[egress.route]] needs mode = \"http\" (a tcp egress has one upstream)"
@@ -453,6 +471,7 @@ pub(crate) fn validate(
                 max_connections,
                 connect_timeout,
                 response_timeout,
+                idle_timeout,
             });
         }
     }
@@ -463,6 +482,7 @@ pub(crate) fn validate(
 mod tests {
     use crate::config::Config;
     use std::path::Path;
+    use std::time::Duration;
 
     const BASE: &str = r#"
 [server]
@@ -503,6 +523,7 @@ ca = "db-ca.pem"
 starttls = "postgres"
 max_connections = 20
 connect_timeout = 3
+idle_timeout = 600
 "#;
 
     #[test]
@@ -536,6 +557,8 @@ connect_timeout = 3
         assert_eq!(t.starttls, Some(super::StartTls::Postgres));
         assert_eq!(t.max_connections, 20);
         assert_eq!(t.connect_timeout.as_secs(), 3);
+        assert_eq!(t.idle_timeout, Some(Duration::from_secs(600)));
+        assert_eq!(h.idle_timeout, None);
         assert_eq!(t.binding.cert, Path::new("/abs/api.pem"));
         assert!(c.files().contains(&Path::new("/etc/pc/db-ca.pem")));
         assert!(c
@@ -571,6 +594,7 @@ server_name = "not a name"
 spiffe_id = "nope"
 starttls = "postgres"
 max_connections = 0
+idle_timeout = 5
 
 [[egress.route]]
 path = "billing"
@@ -620,12 +644,13 @@ path = "/"
             "\"https://db:5432\" is not host:port",
             "\"mysql\" is not one of postgres",
             "response_timeout needs mode = \"http\"",
+            "idle_timeout needs mode = \"tcp\"",
             "response_timeout = 0",
             "[[egress.route]] needs mode = \"http\"",
         ] {
             assert!(all.contains(needle), "missing {needle:?} in {all}");
         }
-        assert_eq!(e.0.len(), 20, "{all}");
+        assert_eq!(e.0.len(), 21, "{all}");
     }
 
     #[test]

@@ -72,6 +72,7 @@ pub struct Egress {
     routes: Vec<(String, Arc<Upstream>)>,
     starttls: Option<StartTls>,
     response_timeout: Duration,
+    idle_timeout: Option<Duration>,
 }
 
 impl Egress {
@@ -221,6 +222,7 @@ impl Egresses {
                 routes,
                 starttls: e.starttls,
                 response_timeout: e.response_timeout,
+                idle_timeout: e.idle_timeout,
             }));
         }
         if p.is_empty() {
