@@ -345,6 +345,20 @@ connect_timeout = 1
         "identity B reused a connection of A"
     );
 
+    // h2c with prior knowledge from the app works too.
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "20", "--http2-prior-knowledge"])
+        .arg(format!("http://127.0.0.1:{pa}/h2c"))
+        .output()
+        .expect("run curl");
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(body.starts_with("GET /h2c HTTP/1.1"), "{body}\n{}", logs());
+    assert_eq!(
+        one(&headers(&body), "client-cert-subject"),
+        "CN=a",
+        "{body}"
+    );
+
     // B's own egress, with a POST body.
     let (code, body) = curl_post(&format!("http://127.0.0.1:{pb}/orders"), b"{\"n\":1}");
     assert_eq!(code, 200, "{body}\n{}", logs());
@@ -688,4 +702,70 @@ max_connections = 8
         assert!(Instant::now() < deadline, "reasons not logged:\n{log}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A bad `[[egress]]` is refused with every problem listed before any
+/// port is bound; a listen address in use stops the start.
+#[test]
+fn egress_config_problems_stop_the_start() {
+    let d = tempdir();
+    let dir = d.path();
+    let https = free_port();
+    write(
+        dir,
+        "bad.toml",
+        &format!(
+            r#"[server]
+https = "127.0.0.1:{https}"
+
+[[egress]]
+name = "db"
+listen = "0.0.0.0:{p}"
+mode = "tcp"
+upstream = "https://db:5432"
+cert = "api.pem"
+key = "api-key.pem"
+starttls = "mysql"
+"#,
+            p = free_port()
+        ),
+    );
+    let err = fails(portcullis(dir, &["serve", "--config", "bad.toml"]));
+    for needle in [
+        "not a loopback address",
+        "is not host:port",
+        "ca is required",
+        "\"mysql\" is not one of postgres",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in {err}");
+    }
+    assert!(std::net::TcpStream::connect(("127.0.0.1", https)).is_err());
+
+    // Valid, but the address is taken.
+    make_pki(dir);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    write(
+        dir,
+        "busy.toml",
+        &format!(
+            r#"[server]
+https = "127.0.0.1:{https}"
+
+[[egress]]
+name = "a"
+listen = "127.0.0.1:{port}"
+mode = "http"
+upstream = "https://orders.acme.test"
+cert = "a.pem"
+key = "a-key.pem"
+ca = "edge.pem"
+"#
+        ),
+    );
+    let err = fails(portcullis(dir, &["serve", "--config", "busy.toml"]));
+    assert!(
+        err.contains(&format!("egress \"a\": cannot listen on 127.0.0.1:{port}")),
+        "{err}"
+    );
 }
