@@ -195,6 +195,7 @@ impl Egresses {
                 let client = (e.mode == EgressMode::Http).then(|| {
                     Client::builder(TokioExecutor::new())
                         .pool_idle_timeout(Duration::from_secs(90))
+                        .pool_timer(hyper_util::rt::TokioTimer::new())
                         .build(connector.clone())
                 });
                 let u = Arc::new(Upstream {

@@ -135,11 +135,28 @@ fn describe_tls(e: &rustls::Error, b: &Binding) -> String {
             };
             format!("upstream certificate: {what}")
         }
-        E::AlertReceived(alert) => format!(
-            "the upstream refused the TLS handshake (alert {alert:?}); does it trust this \
-             service's certificate {}?",
-            b.cert.display()
-        ),
+        E::AlertReceived(alert) => {
+            use rustls::AlertDescription as A;
+            match alert {
+                A::UnrecognisedName => format!(
+                    "the upstream does not serve the name {:?} (alert unrecognized_name); \
+                     check server_name",
+                    b.tls_name()
+                ),
+                A::BadCertificate
+                | A::UnknownCA
+                | A::CertificateRequired
+                | A::CertificateUnknown
+                | A::CertificateExpired
+                | A::CertificateRevoked
+                | A::UnsupportedCertificate
+                | A::AccessDenied => format!(
+                    "the upstream refused this service's certificate {} (alert {alert:?})",
+                    b.cert.display()
+                ),
+                other => format!("the upstream ended the TLS handshake with alert {other:?}"),
+            }
+        }
         E::NoCertificatesPresented => "the upstream presented no certificate".to_owned(),
         other => format!("TLS handshake with the upstream failed: {other}"),
     }

@@ -141,6 +141,22 @@ fn egress_error(body: &str) -> (String, String) {
     )
 }
 
+/// `n` distinct free ports.
+fn free_ports(n: usize) -> Vec<u16> {
+    let mut v = Vec::new();
+    for _ in 0..1000 {
+        if v.len() == n {
+            break;
+        }
+        let p = free_port();
+        if !v.contains(&p) {
+            v.push(p);
+        }
+    }
+    assert_eq!(v.len(), n, "not enough free ports");
+    v
+}
+
 /// `portcullis_connections_total` of a gateway's admin listener.
 fn connections(admin: u16) -> u64 {
     let (code, text) = curl_get(&format!("http://127.0.0.1:{admin}/metrics"));
@@ -212,8 +228,9 @@ origin = "http://127.0.0.1:{o}"
     let silent_port = silent.local_addr().expect("addr").port();
 
     // The apps' side: egress listeners only.
-    let ports: Vec<u16> = (0..9).map(|_| free_port()).collect();
-    let [pa, pb, pspiffe, pspiffe_bad, pwrong_ca, pwrong_name, pmallory, pslow, prot] = ports[..]
+    let ports: Vec<u16> = free_ports(10);
+    let [pa, pb, pspiffe, pspiffe_bad, pwrong_ca, pwrong_name, pmallory, pslow, prot, punknown] =
+        ports[..]
     else {
         unreachable!()
     };
@@ -268,6 +285,15 @@ origin = "http://127.0.0.1:{o}"
         ingress,
         &format!(
             "server_name = \"misnamed.acme.test\"\n{}\nca = \"edge.pem\"",
+            ident("a")
+        ),
+    );
+    apps += &http_egress(
+        "unknown-name",
+        punknown,
+        ingress,
+        &format!(
+            "server_name = \"nobody.acme.test\"\n{}\nca = \"edge.pem\"",
             ident("a")
         ),
     );
@@ -396,6 +422,16 @@ connect_timeout = 1
     assert_eq!(error, "upstream_tls", "{body}");
     assert!(
         message.contains("not valid for name \"misnamed.acme.test\""),
+        "{message}"
+    );
+
+    // A name the ingress does not serve: it answers unrecognized_name.
+    let (code, body) = curl_get(&format!("http://127.0.0.1:{punknown}/"));
+    assert_eq!(code, 502, "{body}");
+    let (error, message) = egress_error(&body);
+    assert_eq!(error, "upstream_tls", "{body}");
+    assert!(
+        message.contains("does not serve the name \"nobody.acme.test\""),
         "{message}"
     );
 
@@ -629,7 +665,7 @@ fn egress_tcp_to_postgres_with_clientcert_verify_full() {
     assert!(!okd, "connected without TLS");
     assert!(err.contains("no pg_hba.conf entry"), "{err}");
 
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let ports: Vec<u16> = free_ports(3);
     let [pdb, pother, pwrong_ca] = ports[..] else {
         unreachable!()
     };
