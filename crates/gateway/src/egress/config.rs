@@ -91,6 +91,55 @@ pub enum StartTls {
     Postgres,
 }
 
+/// Where the private key of a service's identity is.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum KeySource {
+    /// A PEM file (PKCS#8, PKCS#1 or SEC1).
+    File(PathBuf),
+    /// An RFC 7512 `pkcs11:` URI: the key stays in the token (ECDSA).
+    Pkcs11(String),
+}
+
+impl std::fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeySource::File(p) => f.debug_tuple("File").field(p).finish(),
+            // The query may carry pin-value: never printed.
+            KeySource::Pkcs11(u) => {
+                let path = u.split_once('?').map_or(u.as_str(), |(p, _)| p);
+                f.debug_tuple("Pkcs11").field(&path).finish()
+            }
+        }
+    }
+}
+
+impl KeySource {
+    fn from_config(base: &Path, s: &str) -> KeySource {
+        if s.starts_with("pkcs11:") {
+            KeySource::Pkcs11(s.to_owned())
+        } else {
+            KeySource::File(base.join(s))
+        }
+    }
+
+    /// The file, when the key is one.
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            KeySource::File(p) => Some(p),
+            KeySource::Pkcs11(_) => None,
+        }
+    }
+}
+
+/// Checks a `pkcs11:` key reference without echoing it (it may hold a PIN).
+fn check_key(at: &str, key: &str, p: &mut Vec<String>) {
+    if key.starts_with("pkcs11:") {
+        if let Err(e) = pki::custody::Pkcs11Uri::parse(key) {
+            p.push(format!("{at}: key is not a usable PKCS#11 URI: {e}"));
+        }
+    }
+}
+
 /// Where an upstream is and how it must prove who it is: the service's
 /// identity (client certificate), the CA the upstream must chain to, and the
 /// expected name and SPIFFE ID. Connections are pooled per distinct value.
@@ -102,8 +151,8 @@ pub struct Binding {
     pub port: u16,
     /// Client certificate chain (PEM, leaf first).
     pub cert: PathBuf,
-    /// Its private key (PEM).
-    pub key: PathBuf,
+    /// Its private key: a PEM file or a PKCS#11 URI.
+    pub key: KeySource,
     /// CA certificates the upstream's certificate must chain to.
     pub ca: PathBuf,
     /// SNI and the name the upstream's certificate must be valid for;
@@ -181,7 +230,8 @@ impl EgressConfig {
     pub fn files(&self) -> Vec<&Path> {
         let mut v = Vec::new();
         for b in std::iter::once(&self.binding).chain(self.routes.iter().map(|r| &r.binding)) {
-            v.extend([b.cert.as_path(), b.key.as_path(), b.ca.as_path()]);
+            v.extend([b.cert.as_path(), b.ca.as_path()]);
+            v.extend(b.key.file());
         }
         v
     }
@@ -337,6 +387,9 @@ pub(crate) fn validate(
         if let Some(id) = &e.spiffe_id {
             check_spiffe(&at, id, p);
         }
+        if let Some(k) = &e.key {
+            check_key(&at, k, p);
+        }
         let starttls = match (e.starttls.as_deref(), mode) {
             (None, _) => None,
             (Some("postgres"), Some(EgressMode::Tcp)) => Some(StartTls::Postgres),
@@ -399,7 +452,7 @@ pub(crate) fn validate(
                 host,
                 port,
                 cert: base.join(cert),
-                key: base.join(key),
+                key: KeySource::from_config(base, key),
                 ca: base.join(ca),
                 server_name: e.server_name.as_ref().map(|n| n.to_ascii_lowercase()),
                 spiffe_id: e.spiffe_id.clone(),
@@ -427,6 +480,9 @@ pub(crate) fn validate(
             if let Some(id) = &r.spiffe_id {
                 check_spiffe(&at, id, p);
             }
+            if let Some(k) = &r.key {
+                check_key(&at, k, p);
+            }
             let up = match &r.upstream {
                 Some(u) => upstream(u, &at, p),
                 None => default.as_ref().map(|b| (b.host.clone(), b.port)),
@@ -443,7 +499,10 @@ pub(crate) fn validate(
                     host,
                     port,
                     cert: r.cert.as_ref().map_or(d.cert.clone(), |c| base.join(c)),
-                    key: r.key.as_ref().map_or(d.key.clone(), |k| base.join(k)),
+                    key: r
+                        .key
+                        .as_ref()
+                        .map_or(d.key.clone(), |k| KeySource::from_config(base, k)),
                     ca: r.ca.as_ref().map_or(d.ca.clone(), |c| base.join(c)),
                     server_name: match &r.server_name {
                         Some(n) => Some(n.to_ascii_lowercase()),
@@ -664,6 +723,31 @@ path = "/"
             "billing.internal:9443"
         );
         assert_eq!(c.egress[1].binding.authority(), "db.internal:5432");
+    }
+
+    #[test]
+    fn pkcs11_keys_are_not_files_and_their_pin_is_not_printed() {
+        let uri = "pkcs11:token=t;object=api?module-path=/m.so&pin-value=s3cret";
+        let text = format!(
+            "{BASE}{}",
+            GOOD.replace(
+                "key = \"api-key.pem\"\nca = \"svc-ca.pem\"",
+                &format!("key = \"{uri}\"\nca = \"svc-ca.pem\"")
+            )
+        );
+        let c = Config::parse(&text, Path::new("/etc/pc")).expect("valid");
+        assert_eq!(
+            c.egress[0].binding.key,
+            super::KeySource::Pkcs11(uri.to_owned())
+        );
+        assert!(!c
+            .files()
+            .iter()
+            .any(|f| f.to_string_lossy().contains("pkcs11")));
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let text = text.replace(uri, "pkcs11:token=t;object");
+        let e = Config::parse(&text, Path::new("/")).expect_err("bad URI");
+        assert!(e.to_string().contains("not a usable PKCS#11 URI"), "{e}");
     }
 
     #[test]

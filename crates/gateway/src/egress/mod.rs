@@ -18,6 +18,7 @@
 pub mod config;
 mod http;
 mod tcp;
+mod token;
 pub mod upstream;
 
 use std::collections::HashMap;
@@ -132,8 +133,14 @@ impl Egresses {
                     return Some(u.clone());
                 }
                 let before = p.len();
-                let identity =
-                    crate::site::certified_key(&at, &b.cert, &b.key, &provider, &file, p);
+                let identity = match &b.key {
+                    config::KeySource::File(key) => {
+                        crate::site::certified_key(&at, &b.cert, key, &provider, &file, p)
+                    }
+                    config::KeySource::Pkcs11(uri) => {
+                        token::token_identity(&at, &b.cert, uri, &file, p)
+                    }
+                };
                 let mut roots = rustls::RootCertStore::empty();
                 if let Some(bytes) = file(&b.ca, p) {
                     match pem_or_der_certs(&bytes) {

@@ -99,11 +99,17 @@ fn make_pki(dir: &Path) {
 /// Starts `portcullis serve --config NAME.toml` in `dir`, stderr to
 /// `NAME.log`; waits for `port`.
 fn serve(dir: &Path, name: &str, port: u16) -> ChildGuard {
+    serve_env(dir, name, port, &[])
+}
+
+/// [`serve`] with extra environment variables.
+fn serve_env(dir: &Path, name: &str, port: u16, env: &[(&str, &str)]) -> ChildGuard {
     let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log file");
     let child = Command::new(bin())
         .args(["serve", "--config", &format!("{name}.toml")])
         .current_dir(dir)
         .env("PORTCULLIS_LOG", "gateway=info")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -480,6 +486,113 @@ connect_timeout = 1
         read_log(dir, "apps").contains("configuration reloaded"),
         "{}",
         logs()
+    );
+}
+
+/// An egress identity whose key never leaves a PKCS#11 token (SoftHSM2):
+/// the key is made in the token (`portcullis ca init --ca-key pkcs11:…`,
+/// which also writes a CSR signed by it), the service CA signs that CSR,
+/// and the egress presents the certificate with the token signing each
+/// handshake; the ingress in enforce mode forwards the identity.
+#[test]
+fn egress_identity_key_in_a_pkcs11_token() {
+    need("curl");
+    let d = tempdir();
+    let dir = d.path();
+    make_pki(dir);
+    let conf = crate::custody::softhsm_token(dir);
+    let env = [("SOFTHSM2_CONF", conf.as_str())];
+    let uri = format!(
+        "pkcs11:token=portcullis;object=api-hsm?module-path={}&pin-source=file:pin.txt",
+        crate::custody::SOFTHSM
+    );
+    write(dir, "api-hsm-csr.json", r#"{"CN":"api-hsm"}"#);
+    let mut c = Command::new(bin());
+    c.args([
+        "ca",
+        "init",
+        "api-hsm-csr.json",
+        "--ca-key",
+        &uri,
+        "--out",
+        "api-hsm-self",
+    ])
+    .envs(env);
+    ok(run_in(dir, &mut c));
+    ok(portcullis(
+        dir,
+        &[
+            "ca",
+            "sign",
+            "api-hsm-self.csr",
+            "--ca",
+            "svc.pem",
+            "--ca-key",
+            "svc-key.pem",
+            "--config",
+            "signing.json",
+            "--profile",
+            "client",
+            "--hosts",
+            "spiffe://acme.test/api-hsm",
+            "--out",
+            "api-hsm",
+        ],
+    ));
+    assert!(!dir.join("api-hsm-key.pem").exists());
+
+    let origin = Origin::start();
+    let ingress = free_port();
+    write(
+        dir,
+        "ingress.toml",
+        &format!(
+            r#"[server]
+https = "127.0.0.1:{ingress}"
+
+[[ca]]
+name = "svc"
+pem = "svc.pem"
+
+[[hostname]]
+name = "orders.acme.test"
+cert = "orders.pem"
+key = "orders-key.pem"
+origin = "http://127.0.0.1:{o}"
+
+[hostname.mtls]
+mode = "enforce"
+cas = ["svc"]
+"#,
+            o = origin.port
+        ),
+    );
+    let _ingress = serve(dir, "ingress", ingress);
+    let [pe, https] = free_ports(2)[..] else {
+        unreachable!()
+    };
+    let mut apps = format!("[server]\nhttps = \"127.0.0.1:{https}\"\n");
+    apps += &http_egress(
+        "hsm",
+        pe,
+        ingress,
+        &format!(
+            "server_name = \"orders.acme.test\"\ncert = \"api-hsm.pem\"\nkey = \"{uri}\"\nca = \"edge.pem\""
+        ),
+    );
+    write(dir, "apps.toml", &apps);
+    let _apps = serve_env(dir, "apps", pe, &env);
+    for i in 0..3 {
+        let (code, body) = curl_get(&format!("http://127.0.0.1:{pe}/hsm/{i}"));
+        assert_eq!(code, 200, "{body}\n{}", read_log(dir, "apps"));
+        let h = headers(&body);
+        assert_eq!(one(&h, "client-cert-subject"), "CN=api-hsm", "{body}");
+        assert!(one(&h, "x-forwarded-client-cert").contains("URI=spiffe://acme.test/api-hsm"));
+    }
+    assert!(
+        !read_log(dir, "apps").contains("pin"),
+        "{}",
+        read_log(dir, "apps")
     );
 }
 
