@@ -489,6 +489,68 @@ connect_timeout = 1
     );
 }
 
+/// A non-Portcullis upstream: `openssl s_server` that requires a client
+/// certificate from the service CA and aborts the handshake otherwise
+/// (TLS 1.2, so the refusal comes during the handshake). Identity A gets
+/// the page; another CA's identity gets the JSON 502 saying the upstream
+/// refused this service's certificate.
+#[test]
+fn egress_http_to_openssl_s_server_requiring_a_client_certificate() {
+    need("openssl");
+    need("curl");
+    let d = tempdir();
+    let dir = d.path();
+    make_pki(dir);
+    let [upstream, pa, pm, https] = free_ports(4)[..] else {
+        unreachable!()
+    };
+    let child = Command::new("openssl")
+        .args(["s_server", "-accept", &format!("127.0.0.1:{upstream}")])
+        .args([
+            "-cert",
+            "orders.pem",
+            "-key",
+            "orders-key.pem",
+            "-CAfile",
+            "svc.pem",
+        ])
+        .args(["-Verify", "1", "-verify_return_error", "-tls1_2", "-www"])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn openssl s_server");
+    let mut server = ChildGuard(Some(child));
+    wait_port(upstream, &mut server);
+    let mut apps = format!("[server]\nhttps = \"127.0.0.1:{https}\"\n");
+    for (name, port, id) in [("a", pa, "a"), ("mallory", pm, "mallory")] {
+        apps += &http_egress(
+            name,
+            port,
+            upstream,
+            &format!(
+                "server_name = \"orders.acme.test\"\ncert = \"{id}.pem\"\nkey = \"{id}-key.pem\"\nca = \"edge.pem\""
+            ),
+        );
+    }
+    write(dir, "apps.toml", &apps);
+    let _apps = serve(dir, "apps", pa);
+
+    let (code, body) = curl_get(&format!("http://127.0.0.1:{pa}/"));
+    assert_eq!(code, 200, "{body}\n{}", read_log(dir, "apps"));
+    assert!(body.contains("Client certificate"), "{body}");
+    let (code, body) = curl_get(&format!("http://127.0.0.1:{pm}/"));
+    assert_eq!(code, 502, "{body}");
+    let (error, message) = egress_error(&body);
+    assert_eq!(error, "upstream_tls", "{body}");
+    assert!(
+        message.contains("the upstream refused this service's certificate"),
+        "{message}"
+    );
+    assert!(message.contains("mallory.pem"), "{message}");
+}
+
 /// An egress identity whose key never leaves a PKCS#11 token (SoftHSM2):
 /// the key is made in the token (`portcullis ca init --ca-key pkcs11:…`,
 /// which also writes a CSR signed by it), the service CA signs that CSR,
