@@ -19,6 +19,20 @@ pub struct Metrics {
     unknown_sni: AtomicU64,
     /// (hostname, verdict, outcome, status class) → count.
     requests: Mutex<BTreeMap<RequestKey, u64>>,
+    /// More counters appended to the exposition (egress listeners).
+    sources: Mutex<Sources>,
+}
+
+/// Appends Prometheus text for counters kept elsewhere.
+pub type Source = Box<dyn Fn(&mut String) + Send + Sync>;
+
+#[derive(Default)]
+struct Sources(Vec<Source>);
+
+impl std::fmt::Debug for Sources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} metrics sources", self.0.len())
+    }
 }
 
 impl Metrics {
@@ -44,6 +58,16 @@ impl Metrics {
         let mut m = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
         *m.entry((hostname.to_owned(), verdict, outcome, status / 100))
             .or_insert(0) += 1;
+    }
+
+    /// Adds counters kept elsewhere (the egress listeners') to
+    /// [`Metrics::render`].
+    pub fn add_source(&self, source: Source) {
+        self.sources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .0
+            .push(source);
     }
 
     /// The Prometheus text exposition.
@@ -76,6 +100,16 @@ impl Metrics {
                 s,
                 "portcullis_requests_total{{hostname=\"{host}\",verdict=\"{verdict}\",outcome=\"{outcome}\",status=\"{class}xx\"}} {n}"
             );
+        }
+        drop(m);
+        for source in self
+            .sources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .0
+            .iter()
+        {
+            source(&mut s);
         }
         s
     }

@@ -152,6 +152,7 @@ async fn forward(e: &Egress, up: &super::Upstream, req: Request<Incoming>) -> Re
     let limit = e.response_timeout;
     match tokio::time::timeout(limit, client.request(req)).await {
         Err(_) => {
+            e.metrics.outcome(&e.name, "upstream_timeout");
             let message = format!(
                 "upstream {} did not answer within {} s",
                 up.authority,
@@ -162,10 +163,12 @@ async fn forward(e: &Egress, up: &super::Upstream, req: Request<Incoming>) -> Re
         }
         Ok(Err(err)) => {
             let (status, code, message) = classify(&err);
+            e.metrics.outcome(&e.name, code);
             tracing::warn!(code, %message, "upstream request failed");
             json(status, code, &message)
         }
         Ok(Ok(resp)) => {
+            e.metrics.outcome(&e.name, "ok");
             let (mut parts, body) = resp.into_parts();
             crate::proxy::strip_hop_by_hop(&mut parts.headers);
             Response::from_parts(parts, body.boxed())

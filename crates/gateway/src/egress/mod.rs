@@ -17,6 +17,7 @@
 
 pub mod config;
 mod http;
+mod metrics;
 mod tcp;
 mod token;
 pub mod upstream;
@@ -40,6 +41,7 @@ use tracing::Instrument as _;
 
 use crate::config::ConfigErrors;
 use config::{Binding, EgressConfig, EgressMode, StartTls};
+pub use metrics::EgressMetrics;
 pub use upstream::{UpstreamConnector, UpstreamError};
 
 /// A pooled HTTP/1.1 client to one upstream with one identity.
@@ -74,6 +76,7 @@ pub struct Egress {
     starttls: Option<StartTls>,
     response_timeout: Duration,
     idle_timeout: Option<Duration>,
+    metrics: Arc<EgressMetrics>,
 }
 
 impl Egress {
@@ -91,6 +94,7 @@ impl Egress {
 #[derive(Debug, Default)]
 pub struct Egresses {
     list: Vec<Arc<Egress>>,
+    metrics: Arc<EgressMetrics>,
 }
 
 impl Egresses {
@@ -111,6 +115,16 @@ impl Egresses {
         configs: &[EgressConfig],
         read: &dyn Fn(&Path) -> io::Result<Vec<u8>>,
     ) -> Result<Egresses, ConfigErrors> {
+        Self::load_with_metrics(configs, read, Arc::default())
+    }
+
+    /// [`Egresses::load`], counting into `metrics` (pass the same counters
+    /// to every reload so that they never go back).
+    pub fn load_with_metrics(
+        configs: &[EgressConfig],
+        read: &dyn Fn(&Path) -> io::Result<Vec<u8>>,
+        metrics: Arc<EgressMetrics>,
+    ) -> Result<Egresses, ConfigErrors> {
         let mut p = Vec::new();
         let provider = crate::tls::provider();
         let file = |path: &Path, p: &mut Vec<String>| match read(path) {
@@ -120,15 +134,15 @@ impl Egresses {
                 None
             }
         };
-        // Shared across egresses and routes: the same identity to the same
+        // Shared by the routes of an egress: the same identity to the same
         // upstream with the same expectations is one pool.
-        let mut built: HashMap<(Binding, EgressMode, Option<StartTls>, Duration), Arc<Upstream>> =
-            HashMap::new();
+        type Key = (String, Binding, Option<StartTls>, Duration);
+        let mut built: HashMap<Key, Arc<Upstream>> = HashMap::new();
         let mut list = Vec::new();
         for e in configs {
             let at = format!("egress {:?}", e.name);
             let mut one = |b: &Binding, p: &mut Vec<String>| -> Option<Arc<Upstream>> {
-                let key = (b.clone(), e.mode, e.starttls, e.connect_timeout);
+                let key = (e.name.clone(), b.clone(), e.starttls, e.connect_timeout);
                 if let Some(u) = built.get(&key) {
                     return Some(u.clone());
                 }
@@ -172,6 +186,7 @@ impl Egresses {
                     e.connect_timeout,
                     e.starttls,
                     alpn,
+                    (metrics.clone(), Arc::from(e.name.as_str())),
                 ) {
                     Ok(c) => c,
                     Err(err) => {
@@ -231,10 +246,11 @@ impl Egresses {
                 starttls: e.starttls,
                 response_timeout: e.response_timeout,
                 idle_timeout: e.idle_timeout,
+                metrics: metrics.clone(),
             }));
         }
         if p.is_empty() {
-            Ok(Egresses { list })
+            Ok(Egresses { list, metrics })
         } else {
             Err(ConfigErrors(p))
         }
@@ -267,6 +283,7 @@ struct Running {
 #[derive(Default)]
 pub struct EgressListeners {
     running: HashMap<String, Running>,
+    metrics: Arc<EgressMetrics>,
 }
 
 impl std::fmt::Debug for EgressListeners {
@@ -281,7 +298,10 @@ impl EgressListeners {
     /// Binds every egress's listener and starts serving. A listener that
     /// cannot be bound is an error (nothing is left running).
     pub async fn start(egresses: Egresses) -> Result<EgressListeners, String> {
-        let mut me = EgressListeners::default();
+        let mut me = EgressListeners {
+            running: HashMap::new(),
+            metrics: egresses.metrics.clone(),
+        };
         for e in egresses.list {
             if let Err(err) = me.spawn(e.clone()).await {
                 me.stop_all().await;
@@ -292,6 +312,11 @@ impl EgressListeners {
             }
         }
         Ok(me)
+    }
+
+    /// The counters (pass them to [`Egresses::load_with_metrics`] on reload).
+    pub fn metrics(&self) -> Arc<EgressMetrics> {
+        self.metrics.clone()
     }
 
     /// `(name, local address)` of every running listener.

@@ -64,6 +64,7 @@ pub(super) async fn serve_connection(e: Arc<Egress>, mut app: TcpStream) {
     let mut tls = match up.connector.connect().await {
         Ok(t) => t,
         Err(err) => {
+            e.metrics.outcome(&e.name, err.code());
             tracing::warn!(
                 code = err.code(),
                 error = %err,
@@ -74,6 +75,7 @@ pub(super) async fn serve_connection(e: Arc<Egress>, mut app: TcpStream) {
         }
     };
     tracing::debug!(upstream = %up.authority, "upstream TLS established");
+    e.metrics.outcome(&e.name, "ok");
     if !prefix.is_empty() {
         if let Err(err) = tls.write_all(&prefix).await {
             tracing::warn!(error = %err, "upstream write failed");

@@ -262,6 +262,8 @@ pub struct UpstreamConnector {
     binding: Arc<Binding>,
     connect_timeout: Duration,
     starttls: Option<StartTls>,
+    /// Counts completed handshakes for this egress.
+    metrics: (Arc<super::EgressMetrics>, Arc<str>),
 }
 
 impl fmt::Debug for UpstreamConnector {
@@ -289,6 +291,7 @@ impl UpstreamConnector {
         connect_timeout: Duration,
         starttls: Option<StartTls>,
         alpn: Vec<Vec<u8>>,
+        metrics: (Arc<super::EgressMetrics>, Arc<str>),
     ) -> Result<UpstreamConnector, String> {
         let provider = crate::tls::provider();
         let name = ServerName::try_from(binding.tls_name().to_owned())
@@ -312,6 +315,7 @@ impl UpstreamConnector {
             binding: Arc::new(binding.clone()),
             connect_timeout,
             starttls,
+            metrics,
         })
     }
 
@@ -363,6 +367,7 @@ impl UpstreamConnector {
                     message,
                 }
             })?;
+        self.metrics.0.handshake(&self.metrics.1);
         Ok(tls)
     }
 }

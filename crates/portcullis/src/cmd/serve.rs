@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use gateway::config::Config;
-use gateway::egress::{EgressListeners, Egresses};
+use gateway::egress::{EgressListeners, EgressMetrics, Egresses};
 use gateway::{Gateway, Sites};
+use std::sync::Arc;
 
 /// Run the gateway.
 #[derive(Debug, clap::Args)]
@@ -37,16 +38,21 @@ pub fn load(path: &Path) -> anyhow::Result<(Config, Sites)> {
 }
 
 /// Reads the certificates, keys and CAs the `[[egress]]` entries of a
-/// validated config name.
-pub fn load_egress(path: &Path, config: &Config) -> anyhow::Result<Egresses> {
-    Egresses::load(&config.egress, &|p| std::fs::read(p))
+/// validated config
+/// name, counting into `metrics`.
+pub fn load_egress(
+    path: &Path,
+    config: &Config,
+    metrics: Arc<EgressMetrics>,
+) -> anyhow::Result<Egresses> {
+    Egresses::load_with_metrics(&config.egress, &|p| std::fs::read(p), metrics)
         .with_context(|| format!("{}", path.display()))
 }
 
 /// [`load`] and [`load_egress`]: everything a start or a reload needs.
-fn load_all(path: &Path) -> anyhow::Result<(Config, Sites, Egresses)> {
+fn load_all(path: &Path, metrics: Arc<EgressMetrics>) -> anyhow::Result<(Config, Sites, Egresses)> {
     let (config, sites) = load(path)?;
-    let egress = load_egress(path, &config)?;
+    let egress = load_egress(path, &config, metrics)?;
     Ok((config, sites, egress))
 }
 
@@ -67,7 +73,7 @@ fn access_log() -> gateway::AccessLog {
 
 /// Runs the command.
 pub fn run(a: ServeArgs) -> anyhow::Result<()> {
-    let (config, sites, egresses) = load_all(&a.config)?;
+    let (config, sites, egresses) = load_all(&a.config, Arc::default())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -86,6 +92,9 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
             eprintln!("portcullis: egress {name:?} listening on {addr}");
         }
         let gw = Gateway::with_options(sites, Some(access_log()), config.max_connections);
+        let counters = egress.metrics();
+        gw.metrics()
+            .add_source(Box::new(move |out| counters.render(out)));
         let admin = match config.admin {
             None => None,
             Some(addr) => {
@@ -200,7 +209,8 @@ async fn reload_loop(
             .await
             .unwrap_or_default();
         let p = path.clone();
-        match tokio::task::spawn_blocking(move || load_all(&p)).await {
+        let counters = egress.metrics();
+        match tokio::task::spawn_blocking(move || load_all(&p, counters)).await {
             Ok(Ok((config, sites, egresses))) => {
                 if config.https != running.https {
                     eprintln!(

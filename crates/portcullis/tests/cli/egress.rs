@@ -163,14 +163,24 @@ fn free_ports(n: usize) -> Vec<u16> {
     v
 }
 
-/// `portcullis_connections_total` of a gateway's admin listener.
-fn connections(admin: u16) -> u64 {
+/// The Prometheus text of a gateway's admin listener.
+fn metrics(admin: u16) -> String {
     let (code, text) = curl_get(&format!("http://127.0.0.1:{admin}/metrics"));
     assert_eq!(code, 200, "{text}");
+    text
+}
+
+/// The value of the sample `name` (with its labels) in `text`.
+fn counter(text: &str, name: &str) -> u64 {
     text.lines()
-        .find_map(|l| l.strip_prefix("portcullis_connections_total "))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no connection counter in {text}"))
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+/// `portcullis_connections_total` of a gateway's admin listener.
+fn connections(admin: u16) -> u64 {
+    counter(&metrics(admin), "portcullis_connections_total")
 }
 
 /// App A (curl, plain HTTP) → egress with identity A → ingress in enforce
@@ -242,7 +252,11 @@ origin = "http://127.0.0.1:{o}"
     };
     let ident = |c: &str| format!("cert = \"{c}.pem\"\nkey = \"{c}-key.pem\"");
     let orders = "server_name = \"orders.acme.test\"";
-    let mut apps = format!("[server]\nhttps = \"127.0.0.1:{}\"\n", free_port());
+    let apps_admin = free_port();
+    let mut apps = format!(
+        "[server]\nhttps = \"127.0.0.1:{}\"\nadmin = \"127.0.0.1:{apps_admin}\"\n",
+        free_port()
+    );
     apps += &http_egress(
         "a",
         pa,
@@ -366,6 +380,21 @@ connect_timeout = 1
         "5 requests with identity A opened {} upstream connections: no reuse",
         after_a - before
     );
+    // The egress counts the same: requests and upstream handshakes.
+    let m = metrics(apps_admin);
+    assert_eq!(
+        counter(
+            &m,
+            "portcullis_egress_requests_total{egress=\"a\",outcome=\"ok\"}"
+        ),
+        5,
+        "{m}"
+    );
+    let handshakes = counter(
+        &m,
+        "portcullis_egress_upstream_handshakes_total{egress=\"a\"}",
+    );
+    assert!((1..5).contains(&handshakes), "{m}");
     // The route of A's egress presents B: another identity, another pool.
     let (code, body) = curl_get(&format!("http://127.0.0.1:{pa}/as-b/x"));
     assert_eq!(code, 200, "{body}\n{}", logs());
@@ -451,6 +480,18 @@ connect_timeout = 1
             && message.contains("spiffe://acme.test/orders"),
         "{message}"
     );
+
+    let m = metrics(apps_admin);
+    for (egress, outcome) in [
+        ("wrong-ca", "upstream_tls"),
+        ("wrong-name", "upstream_tls"),
+        ("spiffe-mismatch", "upstream_tls"),
+    ] {
+        let line = format!(
+            "portcullis_egress_requests_total{{egress=\"{egress}\",outcome=\"{outcome}\"}}"
+        );
+        assert_eq!(counter(&m, &line), 1, "{m}");
+    }
 
     // An upstream that never answers the handshake.
     let (code, body) = curl_get(&format!("http://127.0.0.1:{pslow}/"));
