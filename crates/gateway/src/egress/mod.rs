@@ -10,9 +10,9 @@
 //!   ([`config::Binding`]).
 //! * [`EgressListeners`]: the running listeners; a reload swaps what they
 //!   forward with, and rebinds the ones whose address changed.
-//! * HTTP mode ([`http`]): per-route upstreams and identities; TLS failures
+//! * HTTP mode (`http`): per-route upstreams and identities; TLS failures
 //!   become `502 {"error":"upstream_tls","message":…}`, timeouts 504.
-//! * TCP mode ([`tcp`]): TLS to the upstream (optionally after PostgreSQL's
+//! * TCP mode (`tcp`): TLS to the upstream (optionally after PostgreSQL's
 //!   `SSLRequest`), then bytes both ways.
 
 pub mod config;
