@@ -37,9 +37,8 @@ pub fn load(path: &Path) -> anyhow::Result<(Config, Sites)> {
     Ok((config, sites))
 }
 
-/// Reads the certificates, keys and CAs the `[[egress]]` entries of a
-/// validated config
-/// name, counting into `metrics`.
+/// Reads the certificates, keys and CAs that the `[[egress]]` entries of
+/// a validated config name, counting into `metrics`.
 pub fn load_egress(
     path: &Path,
     config: &Config,
