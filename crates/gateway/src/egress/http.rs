@@ -28,8 +28,13 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest request head accepted from the app.
 const MAX_HEADER_BYTES: usize = 32 * 1024;
 
-/// Serves one app connection.
-pub(super) async fn serve_connection(e: Arc<Egress>, tcp: TcpStream) {
+/// Serves one app connection; when `stop` turns true (shutdown, or the
+/// listener is rebound), finishes the current request and closes.
+pub(super) async fn serve_connection(
+    e: Arc<Egress>,
+    tcp: TcpStream,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let svc = service_fn(move |req: Request<Incoming>| {
         let e = e.clone();
         async move { Ok::<_, Infallible>(handle(&e, req).await) }
@@ -42,7 +47,18 @@ pub(super) async fn serve_connection(e: Arc<Egress>, tcp: TcpStream) {
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(MAX_HEADER_BYTES).unwrap_or(u32::MAX));
-    if let Err(err) = b.serve_connection(TokioIo::new(tcp), svc).await {
+    let conn = b.serve_connection(TokioIo::new(tcp), svc);
+    tokio::pin!(conn);
+    let r = tokio::select! {
+        r = conn.as_mut() => r,
+        () = async {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        } => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(err) = r {
         tracing::debug!(error = %err, "app connection ended with an error");
     }
 }

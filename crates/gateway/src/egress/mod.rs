@@ -270,6 +270,8 @@ fn config_authority(b: &Binding) -> String {
 
 /// A running listener.
 struct Running {
+    /// Permits of open connections (all back: none open).
+    slots: Arc<Semaphore>,
     listen: SocketAddr,
     local: SocketAddr,
     mode: EgressMode,
@@ -284,7 +286,12 @@ struct Running {
 pub struct EgressListeners {
     running: HashMap<String, Running>,
     metrics: Arc<EgressMetrics>,
+    /// After [`EgressListeners::shutdown`]: nothing is bound again.
+    closed: bool,
 }
+
+/// How long open egress connections may finish at shutdown.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl std::fmt::Debug for EgressListeners {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -301,6 +308,7 @@ impl EgressListeners {
         let mut me = EgressListeners {
             running: HashMap::new(),
             metrics: egresses.metrics.clone(),
+            closed: false,
         };
         for e in egresses.list {
             if let Err(err) = me.spawn(e.clone()).await {
@@ -336,15 +344,18 @@ impl EgressListeners {
         tracing::info!(egress = %e.name, listen = %local, mode = e.mode.as_str(), "egress listening");
         let (stop, stop_rx) = watch::channel(false);
         let current = Arc::new(RwLock::new(e.clone()));
+        let slots = Arc::new(Semaphore::new(e.max_connections.max(1)));
         let task = tokio::spawn(accept_loop(
             listener,
             current.clone(),
+            slots.clone(),
             e.max_connections,
             stop_rx,
         ));
         self.running.insert(
             e.name.clone(),
             Running {
+                slots,
                 listen: e.listen,
                 local,
                 mode: e.mode,
@@ -365,6 +376,29 @@ impl EgressListeners {
         }
     }
 
+    /// At shutdown: stops accepting on every listener, asks open HTTP
+    /// connections to finish (close after the current response), waits up
+    /// to 10 s for every connection to end, and leaves the rest to be cut.
+    /// A reload afterwards changes nothing.
+    pub async fn shutdown(&mut self) {
+        self.closed = true;
+        let slots: Vec<(Arc<Semaphore>, usize)> = self
+            .running
+            .values()
+            .map(|r| (r.slots.clone(), r.max_connections.max(1)))
+            .collect();
+        self.stop_all().await;
+        let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+            for (s, max) in slots {
+                let _ = s.acquire_many(u32::try_from(max).unwrap_or(u32::MAX)).await;
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("egress drain timed out; closing the remaining connections");
+        }
+    }
+
     /// Stops every listener (open connections finish on their own).
     pub async fn stop_all(&mut self) {
         let names: Vec<String> = self.running.keys().cloned().collect();
@@ -381,6 +415,9 @@ impl EgressListeners {
     /// per listener that could not be bound.
     pub async fn apply(&mut self, egresses: Egresses) -> Vec<String> {
         let mut problems = Vec::new();
+        if self.closed {
+            return problems;
+        }
         let mut keep = HashMap::new();
         for e in &egresses.list {
             keep.insert(e.name.clone(), e.clone());
@@ -421,10 +458,10 @@ impl EgressListeners {
 async fn accept_loop(
     listener: TcpListener,
     current: Arc<RwLock<Arc<Egress>>>,
+    slots: Arc<Semaphore>,
     max: usize,
     mut stop: watch::Receiver<bool>,
 ) {
-    let slots = Arc::new(Semaphore::new(max.max(1)));
     loop {
         let slot = tokio::select! {
             _ = stop.changed() => return,
@@ -460,11 +497,12 @@ async fn accept_loop(
             mode = e.mode.as_str(),
             %peer,
         );
+        let conn_stop = stop.clone();
         tokio::spawn(
             async move {
                 let _ = tcp.set_nodelay(true);
                 match e.mode {
-                    EgressMode::Http => http::serve_connection(e, tcp).await,
+                    EgressMode::Http => http::serve_connection(e, tcp, conn_stop).await,
                     EgressMode::Tcp => tcp::serve_connection(e, tcp).await,
                 }
                 drop(slot);
@@ -556,6 +594,43 @@ mod tests {
         assert_eq!(e.0.len(), 3, "{all}");
         // Key material never appears in the messages.
         assert!(!all.contains("PRIVATE KEY"), "{all}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_stops_accepting_and_waits_for_open_connections() {
+        let c = Config::parse(
+            "[server]\nhttps = \"127.0.0.1:0\"\n[[egress]]\nname = \"db\"\nlisten = \"127.0.0.1:0\"\n\
+             mode = \"tcp\"\nupstream = \"db.test:5432\"\nstarttls = \"postgres\"\n\
+             cert = \"api.pem\"\nkey = \"api-key.pem\"\nca = \"ca.pem\"\n",
+            Path::new("/e"),
+        )
+        .expect("config");
+        let mut l = EgressListeners::start(load(&c).expect("loads"))
+            .await
+            .expect("binds");
+        let addr = l.local_addrs()[0].1;
+        // An app connection that has not sent its first message yet.
+        let app = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            l.shutdown().await;
+            let _ = done_tx.send(l);
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            done_rx.try_recv().is_err(),
+            "shutdown did not wait for the open connection"
+        );
+        assert!(
+            tokio::net::TcpStream::connect(addr).await.is_err(),
+            "still accepting after shutdown"
+        );
+        drop(app);
+        let mut l = done_rx.await.expect("shutdown finished");
+        assert!(l.local_addrs().is_empty());
+        // A reload after shutdown binds nothing.
+        assert!(l.apply(load(&c).expect("loads")).await.is_empty());
+        assert!(l.local_addrs().is_empty());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]

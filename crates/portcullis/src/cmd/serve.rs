@@ -107,13 +107,28 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
                 ))
             }
         };
+        let egress = Arc::new(tokio::sync::Mutex::new(egress));
         tokio::spawn(reload_loop(
             gw.clone(),
-            egress,
+            egress.clone(),
             a.config.clone(),
             config.clone(),
         ));
-        gw.serve(listener, shutdown_signal()).await;
+        // One signal stops both the gateway and the egress listeners; they
+        // drain at the same time.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let drain_egress = async {
+            stopped(stop_rx.clone()).await;
+            egress.lock().await.shutdown().await;
+        };
+        tokio::join!(gw.serve(listener, stopped(stop_rx.clone())), drain_egress);
         if let Some(a) = admin {
             a.abort();
         }
@@ -158,7 +173,7 @@ const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 /// one whose address, mode or limit changed is rebound.
 async fn reload_loop(
     gw: std::sync::Arc<Gateway>,
-    mut egress: EgressListeners,
+    egress: Arc<tokio::sync::Mutex<EgressListeners>>,
     path: PathBuf,
     running: Config,
 ) {
@@ -208,7 +223,7 @@ async fn reload_loop(
             .await
             .unwrap_or_default();
         let p = path.clone();
-        let counters = egress.metrics();
+        let counters = egress.lock().await.metrics();
         match tokio::task::spawn_blocking(move || load_all(&p, counters)).await {
             Ok(Ok((config, sites, egresses))) => {
                 if config.https != running.https {
@@ -226,7 +241,7 @@ async fn reload_loop(
                 let n = sites.len();
                 gw.replace_sites(sites);
                 let e = egresses.len();
-                for problem in egress.apply(egresses).await {
+                for problem in egress.lock().await.apply(egresses).await {
                     eprintln!("portcullis: {problem}");
                 }
                 tracing::info!(hostnames = n, egress = e, why, "configuration reloaded");

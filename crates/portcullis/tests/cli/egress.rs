@@ -344,7 +344,7 @@ connect_timeout = 1
         &format!("{orders}\n{}\nca = \"edge.pem\"", ident("rot")),
     );
     write(dir, "apps.toml", &apps);
-    let _apps = serve(dir, "apps", pa);
+    let mut apps_proc = serve(dir, "apps", pa);
     let logs = || {
         format!(
             "apps:\n{}\ningress:\n{}",
@@ -528,6 +528,29 @@ connect_timeout = 1
         "{}",
         logs()
     );
+
+    // SIGTERM: the egress listeners drain with the gateway; exit 0.
+    ok(run_in(
+        dir,
+        Command::new("kill").args(["-TERM", &apps_proc.pid().to_string()]),
+    ));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = apps_proc
+            .0
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+        {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no exit after SIGTERM\n{}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}\n{}", logs());
 }
 
 /// A non-Portcullis upstream: `openssl s_server` that requires a client
