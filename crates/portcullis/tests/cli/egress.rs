@@ -565,7 +565,7 @@ fn egress_http_to_openssl_s_server_requiring_a_client_certificate() {
     let d = tempdir();
     let dir = d.path();
     make_pki(dir);
-    let [upstream, pa, pm, https] = free_ports(4)[..] else {
+    let [upstream, pa, pm, https, pnew] = free_ports(5)[..] else {
         unreachable!()
     };
     let child = Command::new("openssl")
@@ -599,11 +599,36 @@ fn egress_http_to_openssl_s_server_requiring_a_client_certificate() {
         );
     }
     write(dir, "apps.toml", &apps);
-    let _apps = serve(dir, "apps", pa);
+    let apps_proc = serve(dir, "apps", pa);
 
     let (code, body) = curl_get(&format!("http://127.0.0.1:{pa}/"));
     assert_eq!(code, 200, "{body}\n{}", read_log(dir, "apps"));
     assert!(body.contains("Client certificate"), "{body}");
+
+    // A new [[egress]] and SIGHUP: bound without a restart.
+    apps += &http_egress(
+        "added",
+        pnew,
+        upstream,
+        "server_name = \"orders.acme.test\"\ncert = \"b.pem\"\nkey = \"b-key.pem\"\nca = \"edge.pem\"",
+    );
+    write(dir, "apps.toml.tmp", &apps);
+    std::fs::rename(dir.join("apps.toml.tmp"), dir.join("apps.toml")).expect("rename");
+    ok(run_in(
+        dir,
+        Command::new("kill").args(["-HUP", &apps_proc.pid().to_string()]),
+    ));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", pnew)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "not bound after SIGHUP\n{}",
+            read_log(dir, "apps")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (code, body) = curl_get(&format!("http://127.0.0.1:{pnew}/"));
+    assert_eq!(code, 200, "{body}\n{}", read_log(dir, "apps"));
     let (code, body) = curl_get(&format!("http://127.0.0.1:{pm}/"));
     assert_eq!(code, 502, "{body}");
     let (error, message) = egress_error(&body);
