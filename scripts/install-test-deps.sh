@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs that is not a Rust crate, only when missing:
 # openssl, curl, the stock CFSSL 1.2 client/server (Debian golang-cfssl), nginx,
-# SoftHSM2, opensc (pkcs11-tool), and cargo-nextest. Safe to run repeatedly.
+# SoftHSM2, opensc (pkcs11-tool), redis-server (rate-limit tests start their
+# own on an ephemeral port), and cargo-nextest. Safe to run repeatedly.
 set -euo pipefail
 
 need=()
@@ -13,6 +14,7 @@ command -v nginx      >/dev/null || need+=(nginx-light)
 command -v softhsm2-util >/dev/null || need+=(softhsm2)
 command -v pkcs11-tool >/dev/null || need+=(opensc)
 command -v sqlite3    >/dev/null || need+=(sqlite3)
+command -v redis-server >/dev/null || need+=(redis-server)
 
 if ((${#need[@]})); then
   if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi
