@@ -10,4 +10,5 @@ mod ca_interop;
 mod custody;
 mod gateway;
 mod gateway_hostile;
+mod policy;
 mod verify;
