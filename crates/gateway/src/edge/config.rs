@@ -568,3 +568,120 @@ pub(crate) fn validate(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use std::path::Path;
+
+    const BASE: &str = r#"
+[server]
+https = "127.0.0.1:8443"
+
+[[hostname]]
+name = "a.test"
+cert = "a.pem"
+key = "a-key.pem"
+origin = "http://127.0.0.1:9001"
+"#;
+
+    #[test]
+    fn full_edge_config_parses() {
+        let text = format!(
+            r#"{BASE}
+[[hostname.token]]
+scheme = "cloudflare"
+paths = ["/p/*"]
+secrets = ["s"]
+secret_files = ["k.txt"]
+ttl = 60
+header = "x-token"
+
+[[hostname.token]]
+scheme = "nginx"
+secrets = ["s"]
+
+[[hostname.token]]
+scheme = "akamai"
+secrets = ["0a0b"]
+expiry = "ttl"
+
+[[hostname.rule]]
+name = "r"
+expression = 'ip.src == "1.2.3.4"'
+action = "block"
+block_status = 451
+
+[[hostname.rate_limit]]
+name = "l"
+key = "header"
+header = "x-api-key"
+period = 10
+limit = 5
+store = "redis"
+redis_url = "redis://127.0.0.1:1"
+on_redis_error = "closed"
+"#
+        );
+        let text = text.replace("expiry = \"ttl\"\n", "");
+        let c = Config::parse(&text, Path::new("/d")).expect("valid");
+        let e = &c.hostnames[0].edge;
+        assert_eq!(e.tokens.len(), 3);
+        assert_eq!(e.rules.len(), 1);
+        assert_eq!(e.rate_limits.len(), 1);
+        assert_eq!(e.tokens[0].secret_files, [Path::new("/d/k.txt")]);
+        assert!(c.files().contains(&Path::new("/d/k.txt")));
+        // Secrets are not printed.
+        assert!(!format!("{:?}", e.tokens[0]).contains("\"s\""));
+    }
+
+    #[test]
+    fn edge_problems_are_listed_without_secrets() {
+        let text = format!(
+            r#"{BASE}
+[[hostname.token]]
+scheme = "cloudflare"
+secrets = ["topsecret"]
+
+[[hostname.token]]
+scheme = "akamai"
+secrets = ["not-hex-topsecret"]
+
+[[hostname.token]]
+scheme = "rot13"
+
+[[hostname.rule]]
+name = "bad"
+expression = 'http.host =='
+action = "block"
+
+[[hostname.rule]]
+name = "act"
+expression = 'true'
+action = "deny"
+
+[[hostname.rate_limit]]
+name = "l"
+key = "ip"
+period = 0
+limit = 0
+store = "redis"
+"#
+        );
+        let e = Config::parse(&text, Path::new("/")).expect_err("invalid");
+        let all = e.to_string();
+        for needle in [
+            "needs ttl",
+            "not even-length hex",
+            "\"rot13\"",
+            "rule[0] \"bad\": line 1, column",
+            "\"deny\"",
+            "period = 0",
+            "limit = 0",
+            "needs redis_url",
+        ] {
+            assert!(all.contains(needle), "missing {needle:?} in {all}");
+        }
+        assert!(!all.contains("topsecret"), "{all}");
+    }
+}

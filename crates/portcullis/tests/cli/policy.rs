@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::common::*;
-use crate::gateway::{gateway_toml, Env};
+use crate::gateway::{gateway_toml, hup, Env};
 
 const TOKEN_BODY: &str = r#"{"error":"signed URL required"}"#;
 const ADMIN_BODY: &str = r#"{"error":"admins only"}"#;
@@ -365,6 +365,45 @@ fn policy_rules_block_log_skip_simulate() {
         get(d, p, "report", None, "/public/h", &["-H", "X-Evil: 0"]).0,
         200
     );
+
+    // Reload: a bad expression is refused with its position and the
+    // running rules stay; a valid change (admin → simulate) applies.
+    let path = d.join("gateway.toml");
+    let text = std::fs::read_to_string(&path).expect("config");
+    let broken = text.replace(
+        r#"expression = 'http.request.uri.path.startsWith("/beta")'"#,
+        r#"expression = 'http.request.uri.path.startsWith("/beta"'"#,
+    );
+    assert_ne!(broken, text);
+    write(d, "gateway.toml", &broken);
+    hup(&env);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !env.log().contains("reload refused") {
+        assert!(Instant::now() < deadline, "no refusal: {}", env.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        env.log().contains("rule[2] \"beta\": line 1, column"),
+        "{}",
+        env.log()
+    );
+    assert_eq!(get(d, p, "report", None, "/admin/users", &[]).0, 403);
+    let simulated = text.replace(
+        "action = \"block\"\nblock_status = 403",
+        "action = \"block\"\nsimulate = true\nblock_status = 403",
+    );
+    assert_ne!(simulated, text);
+    write(d, "gateway.toml", &simulated);
+    hup(&env);
+    let mut got = 0;
+    for _ in 0..100 {
+        got = get(d, p, "report", None, "/admin/users", &[]).0;
+        if got == 200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(got, 200, "simulated after reload: {}", env.log());
 }
 
 /// A local limit by IP: over the limit → 429 with Retry-After, the origin
