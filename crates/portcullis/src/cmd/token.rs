@@ -88,8 +88,9 @@ pub struct VerifyArgs {
     pub url: String,
     #[command(flatten)]
     pub secrets: Secrets,
-    /// Lifetime of a token after its timestamp (cloudflare).
-    #[arg(long, value_name = "SECONDS", required_if_eq("scheme", "cloudflare"))]
+    /// Lifetime of a token after its timestamp (cloudflare; required
+    /// unless --absolute).
+    #[arg(long, value_name = "SECONDS")]
     pub ttl: Option<u64>,
     /// Verification time (Unix seconds), default now.
     #[arg(long, value_name = "UNIX")]

@@ -437,6 +437,76 @@ fn policy_local_rate_limit_429_with_retry_after() {
     assert_eq!(env.origin.count(), before);
 }
 
+/// `portcullis token sign|verify`: the CONTRACT vector, JSON out, exit 0
+/// valid / 1 invalid / 2 usage; secrets from a file or the environment.
+#[test]
+fn token_cli_sign_verify() {
+    let d = tempdir();
+    let dir = d.path();
+    let out = ok(portcullis(
+        dir,
+        &[
+            "token",
+            "sign",
+            "/images/cat.jpg",
+            "--secret",
+            "mysecrettoken",
+            "--time",
+            "1484063787",
+        ],
+    ));
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(
+        v["url"],
+        "/images/cat.jpg?verify=1484063787-XsZ5NmtNBxOd4f4fBOtqVmpWRnDRNkHKVZieqDPKu3U%3D"
+    );
+    write(dir, "secret.txt", "mysecrettoken\n");
+    let url = "https://cdn.test/images/cat.jpg?verify=1484063787-XsZ5NmtNBxOd4f4fBOtqVmpWRnDRNkHKVZieqDPKu3U%3D";
+    let verify = |extra: &[&str], env_secret: Option<&str>| {
+        let mut c = Command::new(bin());
+        c.current_dir(dir)
+            .args(["token", "verify", url])
+            .args(extra);
+        c.env_remove("PORTCULLIS_TOKEN_SECRET");
+        if let Some(s) = env_secret {
+            c.env("PORTCULLIS_TOKEN_SECRET", s);
+        }
+        let o = c.output().expect("run");
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, out, _) = verify(
+        &[
+            "--secret-file",
+            "secret.txt",
+            "--ttl",
+            "60",
+            "--time",
+            "1484063800",
+        ],
+        None,
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("\"valid\":true"), "{out}");
+    let (code, out, _) = verify(
+        &["--ttl", "60", "--time", "1484063900"],
+        Some("mysecrettoken"),
+    );
+    assert_eq!(code, Some(1));
+    assert!(out.contains("\"reason\":\"expired\""), "{out}");
+    let (code, out, _) = verify(&["--ttl", "60", "--time", "1484063800"], Some("wrong"));
+    assert_eq!(code, Some(1));
+    assert!(out.contains("bad-mac"), "{out}");
+    let (code, _, err) = verify(&["--ttl", "60"], None);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("no secret"), "{err}");
+    let (code, _, _) = verify(&["--secret", "x"], None);
+    assert_eq!(code, Some(2), "--ttl or --absolute is required");
+}
+
 /// Config load refuses a bad rule expression with its position, and a
 /// misspelled field name, before any port is bound.
 #[test]
