@@ -335,7 +335,7 @@ fn token_phase<B>(
     let pq = req.uri().path_and_query().map_or(path, |pq| pq.as_str());
     let query = req.uri().query().unwrap_or("");
     let now = now_secs();
-    let ip = ctx.peer.ip().to_string();
+    let ip = || ctx.peer.ip().to_string();
     let result = match (&t.scheme, &t.location) {
         (SchemeRt::Cloudflare { expiry, skew }, loc) => {
             let v = cloudflare::Verifier {
@@ -365,7 +365,7 @@ fn token_phase<B>(
                 expression,
                 &t.secrets,
                 path,
-                &ip,
+                &ip(),
                 md5,
                 query_param(query, expires_param),
                 now,
@@ -379,7 +379,7 @@ fn token_phase<B>(
             };
             match tok {
                 None => Err(tokens::Error::Missing),
-                Some(tok) => akamai::verify(&t.secrets, tok, path, Some(&ip), now, *skew),
+                Some(tok) => akamai::verify(&t.secrets, tok, path, Some(&ip()), now, *skew),
             }
         }
     };

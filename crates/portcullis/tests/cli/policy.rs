@@ -144,6 +144,17 @@ block_status = 401
 block_content_type = "application/json"
 block_body = '{TOKEN_BODY}'
 
+[[hostname.token]]
+scheme = "nginx"
+paths = ["/dl/*"]
+secrets = ["ngx-secret"]
+
+[[hostname.token]]
+scheme = "akamai"
+paths = ["/video/*"]
+header = "x-akamai-token"
+secrets = ["0a1b2c3d4e5f"]
+
 [[hostname.rule]]
 name = "health"
 expression = 'http.request.uri.path == "/admin/health"'
@@ -295,6 +306,61 @@ fn policy_signed_urls_accepted_and_every_forgery_refused() {
     );
     // Outside /private/* no token is needed.
     assert_eq!(get(d, env.port, "report", None, "/public/x", &[]).0, 200);
+    // nginx secure_link_md5 and Akamai EdgeAuth through the gateway.
+    let ngx = sign(
+        d,
+        "/dl/file.zip",
+        &[
+            "--scheme",
+            "nginx",
+            "--secret",
+            "ngx-secret",
+            "--remote-addr",
+            "127.0.0.1",
+        ],
+    );
+    assert_eq!(get(d, env.port, "report", None, &ngx, &[]).0, 200, "{ngx}");
+    let ngx_bad = ngx.replace("/dl/file.zip", "/dl/other.zip");
+    // These tables keep the default block response: 403 and a JSON reason.
+    let (code, _, body) = get(d, env.port, "report", None, &ngx_bad, &[]);
+    assert_eq!(
+        (code, body.as_str()),
+        (403, r#"{"error":"invalid token","reason":"bad-mac"}"#)
+    );
+    let out: serde_json::Value = serde_json::from_str(&ok(portcullis(
+        d,
+        &[
+            "token",
+            "sign",
+            "/video/*",
+            "--scheme",
+            "akamai",
+            "--secret",
+            "0a1b2c3d4e5f",
+        ],
+    )))
+    .expect("json");
+    let tok = out["token"].as_str().expect("token");
+    let hdr = format!("X-Akamai-Token: {tok}");
+    assert_eq!(
+        get(d, env.port, "report", None, "/video/a.mp4", &["-H", &hdr]).0,
+        200
+    );
+    let forged = format!("X-Akamai-Token: {}", tok.replace("acl=/video/*", "acl=/*"));
+    assert_eq!(
+        get(
+            d,
+            env.port,
+            "report",
+            None,
+            "/video/a.mp4",
+            &["-H", &forged]
+        )
+        .0,
+        403
+    );
+    assert_eq!(get(d, env.port, "report", None, "/video/a.mp4", &[]).0, 403);
+
     // The secrets never show in the gateway's logs.
     let logs = env.log() + &std::fs::read_to_string(d.join("access.log")).unwrap_or_default();
     assert!(!logs.contains("new-secret") && !logs.contains("old-secret"));
