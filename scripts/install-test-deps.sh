@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs that is not a Rust crate, only when missing:
 # openssl, curl, the stock CFSSL 1.2 client/server (Debian golang-cfssl), nginx,
-# SoftHSM2, opensc (pkcs11-tool), PostgreSQL (server binaries for the egress
-# test's temporary cluster, and psql), and cargo-nextest. Safe to run repeatedly.
+# SoftHSM2, opensc (pkcs11-tool), redis-server (rate-limit tests start their
+# own on an ephemeral port), PostgreSQL (server binaries for the egress test's
+# temporary cluster, and psql), and cargo-nextest. Safe to run repeatedly.
 set -euo pipefail
 
 need=()
@@ -16,6 +17,7 @@ command -v pkcs11-tool >/dev/null || need+=(opensc)
 command -v sqlite3    >/dev/null || need+=(sqlite3)
 command -v psql       >/dev/null || need+=(postgresql-client)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+command -v redis-server >/dev/null || need+=(redis-server)
 
 if ((${#need[@]})); then
   if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi

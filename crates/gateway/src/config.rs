@@ -60,6 +60,15 @@ struct RawHostname {
     origin_cert: Option<String>,
     origin_key: Option<String>,
     mtls: Option<RawMtls>,
+    /// `[[hostname.token]]` (docs/policy.md).
+    #[serde(default)]
+    token: Vec<crate::edge::config::RawToken>,
+    /// `[[hostname.rule]]`.
+    #[serde(default)]
+    rule: Vec<crate::edge::config::RawRule>,
+    /// `[[hostname.rate_limit]]`.
+    #[serde(default)]
+    rate_limit: Vec<crate::edge::config::RawRateLimit>,
 }
 
 /// The whole raw file.
@@ -162,6 +171,8 @@ pub struct HostnameConfig {
     pub origin_tls: Option<OriginTls>,
     /// Client-certificate policy (`off` when the table is absent).
     pub mtls: MtlsConfig,
+    /// Tokens, rules and rate limits (docs/policy.md); empty by default.
+    pub edge: crate::edge::config::EdgeConfig,
 }
 
 /// TLS to an `https://` origin (authenticated origin pulls).
@@ -250,6 +261,9 @@ impl Config {
         }
         for h in &self.hostnames {
             all.extend([h.cert.as_path(), h.key.as_path()]);
+            for t in &h.edge.tokens {
+                all.extend(t.secret_files.iter().map(PathBuf::as_path));
+            }
             if let Some(o) = &h.origin_tls {
                 all.push(&o.ca);
                 if let Some((c, k)) = &o.client {
@@ -442,6 +456,15 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
             },
             Some(m) => mtls(&at, m, &ca_names, &mut p),
         };
+        let edge = crate::edge::config::validate(
+            &at,
+            &name,
+            &h.token,
+            &h.rule,
+            &h.rate_limit,
+            base,
+            &mut p,
+        );
         if let Some(origin) = origin {
             hostnames.push(HostnameConfig {
                 name,
@@ -450,6 +473,7 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
                 origin,
                 origin_tls,
                 mtls,
+                edge,
             });
         }
     }

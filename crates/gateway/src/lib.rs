@@ -4,6 +4,7 @@
 //! * [`config`]: the TOML configuration, raw and validated (the caller reads
 //!   the file; paths are resolved against a directory it passes).
 //! * [`Sites`]: the hostnames ready to serve (TLS configs, trust stores).
+//! * [`edge`]: the edge policy phases (token → rules → rate limit).
 //! * [`Gateway`]: the listener: ClientHello → SNI → per-hostname handshake
 //!   → verdict once per connection → per-request phases ([`proxy`]).
 //!
@@ -20,6 +21,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod edge;
 pub mod egress;
 pub mod metrics;
 pub mod origin;

@@ -7,7 +7,9 @@
 //!    name, or the answer is 421 Misdirected Request.
 //! 3. [`enforce`]: in `enforce` mode a verdict other than `valid` gets the
 //!    hostname's block response.
-//! 4. [`forward`]: to the origin, with the identity headers (not in `off`)
+//! 4. [`crate::edge::run`]: token → rules → rate limit, when the hostname
+//!    has an edge policy (docs/policy.md).
+//! 5. [`forward`]: to the origin, with the identity headers (not in `off`)
 //!    and `X-Forwarded-For` / `X-Forwarded-Proto`.
 //!
 //! Each phase may end the request with a [`Rejection`];
@@ -44,6 +46,8 @@ pub struct ConnContext {
     pub verdict: Option<Verdict>,
     /// The identity headers for the origin (empty in mode `off`).
     pub identity: Vec<(HeaderName, HeaderValue)>,
+    /// The certificate as the edge policy sees it.
+    pub edge: crate::edge::ConnEdge,
 }
 
 impl ConnContext {
@@ -74,6 +78,36 @@ pub enum Rejection {
     /// The request could not be turned into an origin request (client's
     /// fault).
     BadRequest(&'static str),
+    /// The token check refused the request (client's fault).
+    Token {
+        /// `missing`, `malformed`, `bad-mac`, `expired`, `future`, `scope`.
+        reason: &'static str,
+        /// The token check's configured answer.
+        block: Arc<crate::config::BlockResponse>,
+    },
+    /// A `block` rule matched (client's fault).
+    Rule {
+        /// The rule's name.
+        rule: String,
+        /// Configured status.
+        status: u16,
+        /// Configured content type.
+        content_type: String,
+        /// Configured body (`None`: a JSON body naming the rule).
+        body: Option<String>,
+    },
+    /// A rate limit was exceeded (client's fault; retry later).
+    RateLimited {
+        /// The limit's name.
+        limit: String,
+        /// Seconds until the key may try again.
+        retry_after: u64,
+    },
+    /// A fail-closed rate limit could not reach Redis (our fault; retry).
+    RateLimitUnavailable {
+        /// The limit's name.
+        limit: String,
+    },
 }
 
 fn fixed(status: StatusCode, content_type: HeaderValue, body: impl Into<Bytes>) -> Response<Body> {
@@ -97,6 +131,10 @@ impl Rejection {
             Rejection::Origin(_) => "origin-error",
             Rejection::OriginTimeout(_) => "origin-timeout",
             Rejection::BadRequest(_) => "bad-request",
+            Rejection::Token { .. } => "token",
+            Rejection::Rule { .. } => "rule",
+            Rejection::RateLimited { .. } => "rate-limited",
+            Rejection::RateLimitUnavailable { .. } => "rate-limit-unavailable",
         }
     }
 
@@ -147,6 +185,59 @@ impl Rejection {
                     format!("bad request: {why}\n"),
                 )
             }
+            Rejection::Token { reason, block } => {
+                tracing::info!(reason, "blocked: token refused");
+                let body = match &block.body {
+                    Some(b) => b.clone(),
+                    None => format!("{{\"error\":\"invalid token\",\"reason\":\"{reason}\"}}"),
+                };
+                fixed(block.status, block.content_type.clone(), body)
+            }
+            Rejection::Rule {
+                rule,
+                status,
+                content_type,
+                body,
+            } => {
+                tracing::info!(rule, "blocked by rule");
+                let body = body.unwrap_or_else(|| {
+                    serde_json::json!({"error": "blocked by rule", "rule": rule}).to_string()
+                });
+                fixed(
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN),
+                    HeaderValue::from_str(&content_type)
+                        .unwrap_or(HeaderValue::from_static("application/json")),
+                    body,
+                )
+            }
+            Rejection::RateLimited { limit, retry_after } => {
+                tracing::info!(limit, retry_after, "rate limited");
+                let body = serde_json::json!({
+                    "error": "rate limited", "limit": limit, "retry_after": retry_after
+                });
+                let mut r = fixed(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    HeaderValue::from_static("application/json"),
+                    body.to_string(),
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                r
+            }
+            Rejection::RateLimitUnavailable { limit } => {
+                tracing::warn!(limit, "rate limit store unavailable (fail-closed)");
+                let body = serde_json::json!({
+                    "error": "service unavailable", "reason": "rate limit store unreachable", "limit": limit
+                });
+                let mut r = fixed(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    HeaderValue::from_static("application/json"),
+                    body.to_string(),
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                r
+            }
         }
     }
 }
@@ -176,6 +267,24 @@ pub struct AccessRecord<'a> {
     pub outcome: &'static str,
     /// Time to the response head, in milliseconds.
     pub duration_ms: u64,
+    /// Token check: `valid` or why it was refused (absent: no check).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<&'static str>,
+    /// The rule that decided (`block`/`skip`) or the first that logged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// The rule action taken: `block`, `skip` or `log`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<&'static str>,
+    /// Every rule that matched with `log` or a simulated `block`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules_logged: Vec<String>,
+    /// The rate limit that refused the request (or could not count it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<String>,
+    /// `failed-open` / `failed-closed` when Redis was unreachable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_store: Option<&'static str>,
 }
 
 /// Runs the phases for one request. Never fails: rejections become
@@ -199,7 +308,8 @@ pub async fn handle(
         status = tracing::field::Empty,
     );
     async move {
-        let (resp, outcome) = match phases(ctx, req).await {
+        let mut notes = crate::edge::Notes::default();
+        let (resp, outcome) = match phases(ctx, req, &mut notes).await {
             Ok(r) => (r, "origin"),
             Err(rej) => {
                 let outcome = rej.name();
@@ -231,6 +341,12 @@ pub async fn handle(
                     .map(|r| r.as_str()),
                 outcome,
                 duration_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
+                token: notes.token,
+                rule: notes.rule,
+                action: notes.action,
+                rules_logged: notes.rules_logged,
+                rate_limit: notes.rate_limit,
+                rate_limit_store: notes.rate_limit_store,
             });
         }
         resp
@@ -242,10 +358,12 @@ pub async fn handle(
 async fn phases(
     ctx: &ConnContext,
     mut req: Request<Incoming>,
+    notes: &mut crate::edge::Notes,
 ) -> Result<Response<Body>, Rejection> {
     strip_owned_headers(req.headers_mut());
     let host = check_host(ctx, &req)?;
     enforce(ctx)?;
+    crate::edge::run(ctx, &req, notes).await?;
     forward(ctx, host, req).await
 }
 

@@ -394,11 +394,13 @@ impl Gateway {
             }
             _ => (None, Vec::new()),
         };
+        let edge = crate::edge::ConnEdge::new(site.edge.as_deref(), verdict.as_ref(), chain);
         ConnContext {
             peer,
             site,
             verdict,
             identity,
+            edge,
         }
     }
 }

@@ -43,6 +43,8 @@ pub struct Site {
     pub http: HttpClient,
     /// How long to wait on the origin.
     pub origin_timeouts: OriginTimeouts,
+    /// Tokens, rules and rate limits (`None`: none configured).
+    pub edge: Option<Arc<crate::edge::EdgePolicy>>,
 }
 
 /// All hostnames by SNI name. Immutable; a reload builds a new one.
@@ -142,6 +144,7 @@ impl Sites {
                     }
                 }
             };
+            let edge = crate::edge::EdgePolicy::build(&at, &h.edge, read, &mut p);
             let (Some(certified), Some(authority), Ok(https)) =
                 (certified, h.origin.authority().cloned(), https)
             else {
@@ -170,6 +173,7 @@ impl Sites {
                     https,
                     http: http_client(config.origin_timeouts),
                     origin_timeouts: config.origin_timeouts,
+                    edge,
                 }),
             );
         }

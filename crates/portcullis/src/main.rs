@@ -31,6 +31,9 @@ enum Command {
     /// plain HTTP/TCP → mTLS upstream with a service's certificate) until
     /// SIGTERM or Ctrl-C.
     Serve(cmd::serve::ServeArgs),
+    /// HMAC URL tokens (Cloudflare, nginx secure_link, Akamai EdgeAuth): sign and verify.
+    #[command(subcommand)]
+    Token(cmd::token::TokenCommand),
     /// End-to-end demo in a temp dir: CA, client certs, origin and gateway on
     /// 127.0.0.1; exits 0 only if every outcome is the expected one.
     Demo(cmd::demo::DemoArgs),
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
         Command::Ca(c) => cmd::ca::main(c),
         Command::Cert(c) => cmd::exit(cmd::cert::run(c)),
         Command::Verify(a) => cmd::verify::run(a),
+        Command::Token(c) => cmd::token::main(c),
         Command::Serve(a) => cmd::exit(cmd::serve::run(a)),
         Command::Demo(a) => match cmd::demo::run(a) {
             Ok(true) => ExitCode::SUCCESS,

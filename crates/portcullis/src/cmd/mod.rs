@@ -5,6 +5,7 @@ pub mod cert;
 pub mod demo;
 pub mod files;
 pub mod serve;
+pub mod token;
 pub mod verify;
 
 use std::process::ExitCode;

@@ -11,4 +11,5 @@ mod custody;
 mod egress;
 mod gateway;
 mod gateway_hostile;
+mod policy;
 mod verify;
