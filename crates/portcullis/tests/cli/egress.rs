@@ -227,6 +227,14 @@ origin = "http://127.0.0.1:{o}"
 mode = "enforce"
 cas = ["svc"]
 
+# Only the a service may write (docs/policy.md).
+[[hostname.rule]]
+name = "only-a-writes"
+expression = '''http.request.method in ["POST", "PUT", "PATCH", "DELETE"]
+  && !("spiffe://acme.test/a" in cf.tls_client_auth.cert_sans_uri)'''
+action = "block"
+block_body = '{{"error":"only the a service may write"}}'
+
 # Serves the orders certificate under a name it is not valid for.
 [[hostname]]
 name = "misnamed.acme.test"
@@ -420,13 +428,27 @@ connect_timeout = 1
         "{body}"
     );
 
-    // B's own egress, with a POST body.
+    // Writes: a rule at the ingress lets only the a service POST. B can
+    // read (above) but its POST is refused there; A's POST reaches the
+    // origin.
+    let seen = origin.count();
     let (code, body) = curl_post(&format!("http://127.0.0.1:{pb}/orders"), b"{\"n\":1}");
+    assert_eq!(code, 403, "{body}\n{}", logs());
+    assert!(body.contains("only the a service may write"), "{body}");
+    assert_eq!(origin.count(), seen, "the origin saw B's POST");
+    let (code, body) = curl_get(&format!("http://127.0.0.1:{pb}/orders"));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        one(&headers(&body), "client-cert-subject"),
+        "CN=b",
+        "{body}"
+    );
+    let (code, body) = curl_post(&format!("http://127.0.0.1:{pa}/orders"), b"{\"n\":2}");
     assert_eq!(code, 200, "{body}\n{}", logs());
     assert!(body.starts_with("POST /orders HTTP/1.1"), "{body}");
     assert_eq!(
         one(&headers(&body), "client-cert-subject"),
-        "CN=b",
+        "CN=a",
         "{body}"
     );
 
