@@ -36,6 +36,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+use cel::common::value::{CowVal, Val};
+use cel::context::VariableResolver;
 use cel::{Context, Env, ExecutionError, Program, Value};
 
 /// A `block` action's answer.
@@ -190,9 +192,41 @@ pub struct RequestFacts<'a> {
     pub timestamp: i64,
 }
 
-/// The certificate part of the rule context, built once per connection.
-#[derive(Debug, Clone)]
-pub struct ConnFacts(Value);
+/// The certificate part of the rule context, built once per connection
+/// (already in the evaluator's own representation, so a request does not
+/// convert it again).
+#[derive(Debug)]
+pub struct ConnFacts(Box<dyn Val>);
+
+impl ConnFacts {
+    fn new(cert: &CertFacts) -> ConnFacts {
+        ConnFacts(to_val(cert.to_value()))
+    }
+}
+
+/// The variables of one evaluation: `http` and `ip` built for the request,
+/// `cf` borrowed from the connection.
+struct Vars<'a> {
+    http: Box<dyn Val>,
+    ip: Box<dyn Val>,
+    cf: &'a dyn Val,
+}
+
+impl VariableResolver for Vars<'_> {
+    fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
+        match variable {
+            "http" => Some(CowVal::Borrowed(&*self.http)),
+            "ip" => Some(CowVal::Borrowed(&*self.ip)),
+            "cf" => Some(CowVal::Borrowed(self.cf)),
+            _ => None,
+        }
+    }
+}
+
+/// Maps of strings, bools, ints and lists always convert; `null` otherwise.
+fn to_val(v: Value) -> Box<dyn Val> {
+    Box::<dyn Val>::try_from(v).unwrap_or_else(|_| Box::new(cel::common::types::CelNull))
+}
 
 /// How rule evaluation ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -319,7 +353,6 @@ fn compile_one(env: &Arc<Env>, index: usize, spec: &RuleSpec) -> Result<Program,
         })?;
     // A trial run on sample facts finds misspelled variables and non-bool
     // results before the rule is accepted.
-    let mut ctx = Context::with_env(env.clone());
     let sample = RequestFacts {
         host: "example.test",
         method: "GET",
@@ -327,12 +360,10 @@ fn compile_one(env: &Arc<Env>, index: usize, spec: &RuleSpec) -> Result<Program,
         ip: "127.0.0.1",
         ..RequestFacts::default()
     };
-    bind(
-        &mut ctx,
-        &ConnFacts(CertFacts::default().to_value()),
-        &sample,
-        true,
-    );
+    let conn = ConnFacts::new(&CertFacts::default());
+    let vars = vars(&conn, &sample, true);
+    let mut ctx = Context::with_env(env.clone());
+    ctx.set_variable_resolver(&vars);
     match program.execute(&ctx) {
         Ok(Value::Bool(_)) => Ok(program),
         Ok(other) => Err(err(
@@ -352,10 +383,12 @@ fn compile_one(env: &Arc<Env>, index: usize, spec: &RuleSpec) -> Result<Program,
     }
 }
 
-fn bind(ctx: &mut Context<'_, '_>, conn: &ConnFacts, r: &RequestFacts<'_>, headers: bool) {
-    ctx.add_variable_from_value("http", http_value(r, headers));
-    ctx.add_variable_from_value("ip", map(vec![("src", s(r.ip))]));
-    ctx.add_variable_from_value("cf", conn.0.clone());
+fn vars<'a>(conn: &'a ConnFacts, r: &RequestFacts<'_>, headers: bool) -> Vars<'a> {
+    Vars {
+        http: to_val(http_value(r, headers)),
+        ip: to_val(map(vec![("src", s(r.ip))])),
+        cf: &*conn.0,
+    }
 }
 
 /// Compiles and validates a rule list (the function a management API
@@ -422,7 +455,7 @@ impl RuleSet {
 
     /// The certificate facts as the rules see them, once per connection.
     pub fn connection(&self, cert: &CertFacts) -> ConnFacts {
-        ConnFacts(cert.to_value())
+        ConnFacts::new(cert)
     }
 
     /// Evaluates the rules in order for one request.
@@ -435,8 +468,9 @@ impl RuleSet {
         if self.rules.is_empty() {
             return out;
         }
+        let vars = vars(conn, req, self.needs_headers);
         let mut ctx = Context::with_env(self.env.clone());
-        bind(&mut ctx, conn, req, self.needs_headers);
+        ctx.set_variable_resolver(&vars);
         for rule in &self.rules {
             match rule.program.execute(&ctx) {
                 Ok(Value::Bool(true)) => {}
