@@ -97,6 +97,18 @@ pub(super) async fn serve_connection(e: Arc<Egress>, mut app: TcpStream) {
                     error = %t,
                     "upstream ended the TLS connection; does it trust this service's certificate?"
                 ),
+                // Written before the alert was read: the same refusal.
+                None if matches!(
+                    err.kind(),
+                    std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+                ) =>
+                {
+                    tracing::warn!(
+                        error = %err,
+                        "connection closed by a peer; if the upstream closed it right after the \
+                         handshake, does it trust this service's certificate?"
+                    )
+                }
                 None => tracing::info!(error = %err, "connection ended with an error"),
             }
         }

@@ -1016,9 +1016,11 @@ max_connections = 8
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let log = read_log(dir, "apps");
-        if log.contains("upstream certificate: unknown issuer")
-            && log.contains("does it trust this service's certificate")
-        {
+        // (PostgreSQL's refusal of another CA's identity comes after the
+        // TLS 1.3 handshake: logged as its alert or as the closed
+        // connection, whichever the egress sees first; psql failing above
+        // is the assertion for that case.)
+        if log.contains("upstream certificate: unknown issuer") {
             break;
         }
         assert!(Instant::now() < deadline, "reasons not logged:\n{log}");
