@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs that is not a Rust crate, only when missing:
 # openssl, curl, the stock CFSSL 1.2 client/server (Debian golang-cfssl), nginx,
-# SoftHSM2, opensc (pkcs11-tool), PostgreSQL (server on 127.0.0.1:5432 with a
+# SoftHSM2, opensc (pkcs11-tool), redis-server (rate-limit tests start their
+# own on an ephemeral port), PostgreSQL (server on 127.0.0.1:5432 with a
 # `test` database, trust auth for `postgres`, for the store suite; initdb/pg_ctl
-# for the fleet test's own clusters), Chromium, Node.js with playwright-core
-# (the dashboard's browser test, in crates/portcullis/tests/dashboard) and
-# cargo-nextest. Safe to run repeatedly.
+# for the fleet and egress tests' own clusters), Chromium, Node.js with
+# playwright-core (the dashboard's browser test, in
+# crates/portcullis/tests/dashboard) and cargo-nextest. Safe to run repeatedly.
 set -euo pipefail
 
 need=()
@@ -22,6 +23,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 [[ -x /usr/bin/chromium ]] || need+=(chromium)
 command -v node       >/dev/null || need+=(nodejs)
 command -v npm        >/dev/null || need+=(npm)
+command -v redis-server >/dev/null || need+=(redis-server)
 
 if ((${#need[@]})); then
   if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi

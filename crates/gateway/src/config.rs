@@ -95,6 +95,15 @@ struct RawHostname {
     mtls: Option<RawMtls>,
     #[serde(default)]
     route: Vec<RawRoute>,
+    /// `[[hostname.token]]` (docs/policy.md).
+    #[serde(default)]
+    token: Vec<crate::edge::config::RawToken>,
+    /// `[[hostname.rule]]`.
+    #[serde(default)]
+    rule: Vec<crate::edge::config::RawRule>,
+    /// `[[hostname.rate_limit]]`.
+    #[serde(default)]
+    rate_limit: Vec<crate::edge::config::RawRateLimit>,
 }
 
 /// The whole raw file.
@@ -111,6 +120,8 @@ struct RawConfig {
     /// so that the unknown-key check lets it through.
     #[serde(default, rename = "agent")]
     _agent: Option<toml::Table>,
+    #[serde(default)]
+    egress: Vec<crate::egress::config::RawEgress>,
 }
 
 /// Client-certificate mode of a hostname.
@@ -236,6 +247,8 @@ pub struct HostnameConfig {
     pub origin_protocol: OriginProtocol,
     /// Per-path origins and origin-pull identities (`[[hostname.route]]`).
     pub routes: Vec<RouteConfig>,
+    /// Tokens, rules and rate limits (docs/policy.md); empty by default.
+    pub edge: crate::edge::config::EdgeConfig,
 }
 
 /// TLS to an `https://` origin (authenticated origin pulls).
@@ -303,6 +316,8 @@ pub struct Config {
     pub cas: Vec<CaConfig>,
     /// Hostnames.
     pub hostnames: Vec<HostnameConfig>,
+    /// Egress listeners (`[[egress]]`, see `docs/egress.md`).
+    pub egress: Vec<crate::egress::config::EgressConfig>,
 }
 
 /// Every problem found in a configuration.
@@ -338,6 +353,9 @@ impl Config {
         }
         for h in &self.hostnames {
             all.extend([h.cert.as_path(), h.key.as_path()]);
+            for t in &h.edge.tokens {
+                all.extend(t.secret_files.iter().map(PathBuf::as_path));
+            }
             let tls = std::iter::once(&h.origin_tls).chain(h.routes.iter().map(|r| &r.origin_tls));
             for o in tls.flatten() {
                 all.push(&o.ca);
@@ -345,6 +363,9 @@ impl Config {
                     all.extend([c.as_path(), k.as_path()]);
                 }
             }
+        }
+        for e in &self.egress {
+            all.extend(e.files());
         }
         let mut v: Vec<&Path> = Vec::with_capacity(all.len());
         for p in all {
@@ -481,9 +502,9 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
     let mut hostnames = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
     // With a store (data_dir or server.store) the hostnames may all come
-    // from it.
-    if raw.hostname.is_empty() && data_dir.is_none() && store.is_none() {
-        p.push("no [[hostname]] is configured".to_owned());
+    // from it; a config may also hold only [[egress]] listeners.
+    if raw.hostname.is_empty() && raw.egress.is_empty() && data_dir.is_none() && store.is_none() {
+        p.push("no [[hostname]] (or [[egress]]) is configured".to_owned());
     }
     for (i, h) in raw.hostname.iter().enumerate() {
         let at = format!("hostname[{i}] ({:?})", h.name);
@@ -581,6 +602,15 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
             },
             Some(m) => mtls(&at, m, &ca_names, &mut p),
         };
+        let edge = crate::edge::config::validate(
+            &at,
+            &name,
+            &h.token,
+            &h.rule,
+            &h.rate_limit,
+            base,
+            &mut p,
+        );
         if let Some(origin) = origin {
             hostnames.push(HostnameConfig {
                 name,
@@ -591,9 +621,11 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
                 mtls,
                 origin_protocol,
                 routes,
+                edge,
             });
         }
     }
+    let egress = crate::egress::config::validate(&raw.egress, base, https, &mut p);
     match (p.is_empty(), https) {
         (true, Some(https)) => Ok(Config {
             https,
@@ -606,6 +638,7 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
             idle_timeout,
             cas,
             hostnames,
+            egress,
         }),
         _ => Err(ConfigErrors(p)),
     }

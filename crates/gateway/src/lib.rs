@@ -6,6 +6,7 @@
 //! * [`Sites`]: the hostnames ready to serve (TLS configs, trust stores).
 //! * [`snapshot`]: sites from in-memory PEM bytes, one hostname at a time
 //!   (the control-plane store's live changes).
+//! * [`edge`]: the edge policy phases (token → rules → rate limit).
 //! * [`Gateway`]: the listener: ClientHello → SNI → per-hostname handshake
 //!   → verdict once per connection → per-request phases ([`proxy`]).
 //!
@@ -22,6 +23,8 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod edge;
+pub mod egress;
 pub mod identity;
 pub mod metrics;
 pub mod origin;

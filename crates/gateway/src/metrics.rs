@@ -161,6 +161,20 @@ pub struct Metrics {
     unknown_sni: AtomicU64,
     /// Per hostname; written once per new hostname, read per request.
     hosts: RwLock<HashMap<String, Arc<HostMetrics>>>,
+    /// More counters appended to the exposition (egress listeners).
+    sources: Mutex<Sources>,
+}
+
+/// Appends Prometheus text for counters kept elsewhere.
+pub type Source = Box<dyn Fn(&mut String) + Send + Sync>;
+
+#[derive(Default)]
+struct Sources(Vec<Source>);
+
+impl std::fmt::Debug for Sources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} metrics sources", self.0.len())
+    }
 }
 
 impl Metrics {
@@ -232,6 +246,16 @@ impl Metrics {
         }
     }
 
+    /// Adds counters kept elsewhere (the egress listeners') to
+    /// [`Metrics::render`].
+    pub fn add_source(&self, source: Source) {
+        self.sources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .0
+            .push(source);
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut s = String::new();
@@ -294,6 +318,15 @@ impl Metrics {
         for (host, h) in &hosts {
             h.origin_duration
                 .render(&mut s, "portcullis_origin_duration_seconds", host);
+        }
+        for source in self
+            .sources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .0
+            .iter()
+        {
+            source(&mut s);
         }
         s
     }

@@ -8,7 +8,9 @@
 //!    name, or the answer is 421 Misdirected Request.
 //! 3. [`enforce`]: in `enforce` mode a verdict other than `valid` gets the
 //!    hostname's block response.
-//! 4. [`forward`]: to the origin of the longest matching
+//! 4. [`crate::edge::run`]: token → rules → rate limit, when the hostname
+//!    has an edge policy (docs/policy.md).
+//! 5. [`forward`]: to the origin of the longest matching
 //!    `[[hostname.route]]` (else the hostname's), with the identity headers
 //!    (not in `off`) and `X-Forwarded-For` / `X-Forwarded-Proto`; an
 //!    HTTP/1.1 `Upgrade` request (WebSocket) becomes a tunnel when the
@@ -51,6 +53,8 @@ pub struct ConnContext {
     /// SKI and fingerprint of the presented leaf (report/enforce), for the
     /// access log and stored events, whatever the headers are named.
     pub leaf: Option<Arc<LeafIds>>,
+    /// The certificate as the edge policy sees it.
+    pub edge: crate::edge::ConnEdge,
 }
 
 /// What identifies a presented client certificate in logs and events.
@@ -90,6 +94,36 @@ pub enum Rejection {
     /// The request could not be turned into an origin request (client's
     /// fault).
     BadRequest(&'static str),
+    /// The token check refused the request (client's fault).
+    Token {
+        /// `missing`, `malformed`, `bad-mac`, `expired`, `future`, `scope`.
+        reason: &'static str,
+        /// The token check's configured answer.
+        block: Arc<crate::config::BlockResponse>,
+    },
+    /// A `block` rule matched (client's fault).
+    Rule {
+        /// The rule's name.
+        rule: String,
+        /// Configured status.
+        status: u16,
+        /// Configured content type.
+        content_type: String,
+        /// Configured body (`None`: a JSON body naming the rule).
+        body: Option<String>,
+    },
+    /// A rate limit was exceeded (client's fault; retry later).
+    RateLimited {
+        /// The limit's name.
+        limit: String,
+        /// Seconds until the key may try again.
+        retry_after: u64,
+    },
+    /// A fail-closed rate limit could not reach Redis (our fault; retry).
+    RateLimitUnavailable {
+        /// The limit's name.
+        limit: String,
+    },
 }
 
 fn fixed(status: StatusCode, content_type: HeaderValue, body: impl Into<Bytes>) -> Response<Body> {
@@ -113,6 +147,10 @@ impl Rejection {
             Rejection::Origin(_) => "origin-error",
             Rejection::OriginTimeout(_) => "origin-timeout",
             Rejection::BadRequest(_) => "bad-request",
+            Rejection::Token { .. } => "token",
+            Rejection::Rule { .. } => "rule",
+            Rejection::RateLimited { .. } => "rate-limited",
+            Rejection::RateLimitUnavailable { .. } => "rate-limit-unavailable",
         }
     }
 
@@ -163,6 +201,59 @@ impl Rejection {
                     format!("bad request: {why}\n"),
                 )
             }
+            Rejection::Token { reason, block } => {
+                tracing::info!(reason, "blocked: token refused");
+                let body = match &block.body {
+                    Some(b) => b.clone(),
+                    None => format!("{{\"error\":\"invalid token\",\"reason\":\"{reason}\"}}"),
+                };
+                fixed(block.status, block.content_type.clone(), body)
+            }
+            Rejection::Rule {
+                rule,
+                status,
+                content_type,
+                body,
+            } => {
+                tracing::info!(rule, "blocked by rule");
+                let body = body.unwrap_or_else(|| {
+                    serde_json::json!({"error": "blocked by rule", "rule": rule}).to_string()
+                });
+                fixed(
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN),
+                    HeaderValue::from_str(&content_type)
+                        .unwrap_or(HeaderValue::from_static("application/json")),
+                    body,
+                )
+            }
+            Rejection::RateLimited { limit, retry_after } => {
+                tracing::info!(limit, retry_after, "rate limited");
+                let body = serde_json::json!({
+                    "error": "rate limited", "limit": limit, "retry_after": retry_after
+                });
+                let mut r = fixed(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    HeaderValue::from_static("application/json"),
+                    body.to_string(),
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                r
+            }
+            Rejection::RateLimitUnavailable { limit } => {
+                tracing::warn!(limit, "rate limit store unavailable (fail-closed)");
+                let body = serde_json::json!({
+                    "error": "service unavailable", "reason": "rate limit store unreachable", "limit": limit
+                });
+                let mut r = fixed(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    HeaderValue::from_static("application/json"),
+                    body.to_string(),
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                r
+            }
         }
     }
 }
@@ -202,6 +293,24 @@ pub struct AccessRecord<'a> {
     /// Origin part of it (request sent to response head), in
     /// milliseconds, when the request reached the origin.
     pub origin_ms: Option<u64>,
+    /// Token check: `valid` or why it was refused (absent: no check).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<&'static str>,
+    /// The rule that decided (`block`/`skip`) or the first that logged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// The rule action taken: `block`, `skip` or `log`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<&'static str>,
+    /// Every rule that matched with `log` or a simulated `block`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules_logged: Vec<String>,
+    /// The rate limit that refused the request (or could not count it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<String>,
+    /// `failed-open` / `failed-closed` when Redis was unreachable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_store: Option<&'static str>,
 }
 
 /// How long the origin took to send its response head; set by
@@ -230,7 +339,8 @@ pub async fn handle(
         status = tracing::field::Empty,
     );
     async move {
-        let (resp, outcome) = match phases(ctx, req).await {
+        let mut notes = crate::edge::Notes::default();
+        let (resp, outcome) = match phases(ctx, req, &mut notes).await {
             Ok(r) => (r, "origin"),
             Err(rej) => {
                 let outcome = rej.name();
@@ -269,6 +379,12 @@ pub async fn handle(
                 ski: ctx.leaf.as_ref().and_then(|l| l.ski.as_deref()),
                 fingerprint: ctx.leaf.as_ref().map(|l| l.sha256.as_str()),
                 origin_ms: origin.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                token: notes.token,
+                rule: notes.rule,
+                action: notes.action,
+                rules_logged: notes.rules_logged,
+                rate_limit: notes.rate_limit,
+                rate_limit_store: notes.rate_limit_store,
             });
         }
         resp
@@ -280,6 +396,7 @@ pub async fn handle(
 async fn phases(
     ctx: &ConnContext,
     mut req: Request<Incoming>,
+    notes: &mut crate::edge::Notes,
 ) -> Result<Response<Body>, Rejection> {
     strip_owned_headers(req.headers_mut());
     for name in &ctx.site.strip {
@@ -287,6 +404,7 @@ async fn phases(
     }
     let host = check_host(ctx, &req)?;
     enforce(ctx)?;
+    crate::edge::run(ctx, &req, notes).await?;
     forward(ctx, host, req).await
 }
 
@@ -361,7 +479,7 @@ const HOP_BY_HOP: [&str; 8] = [
     "upgrade",
 ];
 
-fn strip_hop_by_hop(h: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap) {
     // Usually there are none: check the names present first.
     let any = h
         .keys()

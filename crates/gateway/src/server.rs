@@ -523,12 +523,14 @@ impl Gateway {
             })),
             _ => None,
         };
+        let edge = crate::edge::ConnEdge::new(site.edge.as_deref(), verdict.as_ref(), chain);
         ConnContext {
             peer,
             site,
             verdict,
             identity,
             leaf,
+            edge,
         }
     }
 }

@@ -67,6 +67,8 @@ pub struct Site {
     /// The hostname as a URI authority: the authority of origin request
     /// URIs (pool key, HTTP/2 `:authority`).
     pub authority: Authority,
+    /// Tokens, rules and rate limits (`None`: none configured).
+    pub edge: Option<Arc<crate::edge::EdgePolicy>>,
 }
 
 impl Site {
@@ -298,6 +300,7 @@ impl Sites {
             if own.is_none() {
                 p.push(format!("{at}: the name is not a URI authority"));
             }
+            let edge = crate::edge::EdgePolicy::build(&at, &h.edge, read, &mut p);
             let (Some(certified), Some(authority), Ok(https), Some(main), true, Some(own)) = (
                 certified,
                 h.origin.authority().cloned(),
@@ -341,6 +344,7 @@ impl Sites {
                     strip: h.mtls.identity.custom_names(),
                     idle_timeout: config.idle_timeout,
                     authority: own,
+                    edge,
                 }),
             );
         }
@@ -355,11 +359,11 @@ impl Sites {
     }
 }
 
-type ReadFn<'a> = dyn Fn(&Path, &mut Vec<String>) -> Option<Vec<u8>> + 'a;
+pub(crate) type ReadFn<'a> = dyn Fn(&Path, &mut Vec<String>) -> Option<Vec<u8>> + 'a;
 
 /// A certificate chain and its key, checked to match. The key's bytes are
 /// never printed: errors name the file only.
-fn certified_key(
+pub(crate) fn certified_key(
     at: &str,
     cert: &Path,
     key: &Path,

@@ -237,6 +237,7 @@ impl SiteBuilder {
             strip: Vec::new(),
             idle_timeout: self.idle_timeout,
             authority: own,
+            edge: None,
         }))
     }
 }

@@ -27,11 +27,13 @@ enum Command {
     /// Verify a client-certificate chain with the gateway's own verifier.
     Verify(cmd::verify::VerifyArgs),
     /// Run the gateway: TLS on the configured hostnames, client-certificate
-    /// checks, proxy to the origins (until SIGTERM or Ctrl-C). With
-    /// server.data_dir, also the hostnames of the control-plane store, live;
-    /// with server.admin too, the management API (/api/v1) and the web
-    /// dashboard (/dashboard/) on the admin listener; the first start prints
-    /// an operator token once (or takes PORTCULLIS_ADMIN_TOKEN).
+    /// checks, proxy to the origins, and the `[[egress]]` listeners (local
+    /// plain HTTP/TCP → mTLS upstream with a service's certificate) until
+    /// SIGTERM or Ctrl-C. With server.data_dir, also the hostnames of the
+    /// control-plane store, live; with server.admin too, the management API
+    /// (/api/v1) and the web dashboard (/dashboard/) on the admin listener;
+    /// the first start prints an operator token once (or takes
+    /// PORTCULLIS_ADMIN_TOKEN).
     Serve(cmd::serve::ServeArgs),
     /// Keys made here, certificates from the CA (authsign), renewed before
     /// they expire: `--config FILE [--once]`, or `status --config FILE`.
@@ -39,6 +41,9 @@ enum Command {
     /// Run a fleet node: the gateway with its hostnames from the PostgreSQL
     /// store (`server.store`), live, and a local copy for when it is down.
     Gateway(cmd::gateway::GatewayArgs),
+    /// HMAC URL tokens (Cloudflare, nginx secure_link, Akamai EdgeAuth): sign and verify.
+    #[command(subcommand)]
+    Token(cmd::token::TokenCommand),
     /// End-to-end demo in a temp dir: CA, client certs, origin and gateway on
     /// 127.0.0.1; exits 0 only if every outcome is the expected one.
     Demo(cmd::demo::DemoArgs),
@@ -51,6 +56,7 @@ fn main() -> ExitCode {
         Command::Ca(c) => cmd::ca::main(c),
         Command::Cert(c) => cmd::exit(cmd::cert::run(c)),
         Command::Verify(a) => cmd::verify::run(a),
+        Command::Token(c) => cmd::token::main(c),
         Command::Serve(a) => cmd::exit(cmd::serve::run(a)),
         Command::Agent(a) => cmd::agent::main(a),
         Command::Gateway(a) => cmd::exit(cmd::gateway::run(a)),

@@ -4,8 +4,11 @@
 //! expired, revoked + CRL); starts an echo origin and the gateway on
 //! 127.0.0.1 ephemeral ports, in this process; sends requests with each
 //! certificate and none to a `report` and an `enforce` hostname through an
-//! in-process rustls client; prints what the origin saw and exits 0 only
-//! if every outcome was the expected one.
+//! in-process rustls client; then requests a token-protected path
+//! (`/private/*` on the report hostname, Cloudflare-style signed URLs)
+//! with a valid token, none, a tampered one and an expired one; prints
+//! what the origin saw and exits 0 only if every outcome was the expected
+//! one.
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -44,6 +47,10 @@ pub struct DemoArgs {
 
 const HOSTS: [&str; 2] = ["report.demo.test", "enforce.demo.test"];
 const REVOKED_SERIAL: u64 = 0x1004;
+/// The demo's token secret (a real deployment reads it from a 0600 file:
+/// `secret_files`).
+const TOKEN_SECRET: &[u8] = b"demo-token-secret";
+const TOKEN_TTL: u64 = 300;
 
 struct Client {
     name: &'static str,
@@ -161,6 +168,14 @@ fn make_pki(dir: &Path, origin: SocketAddr) -> anyhow::Result<(String, Vec<Clien
             "\n[[hostname]]\nname = \"{host}\"\ncert = \"server.pem\"\nkey = \"server-key.pem\"\n\
              origin = \"http://{origin}\"\n\n[hostname.mtls]\nmode = \"{mode}\"\ncas = [\"demo\"]\n"
         );
+        if mode == "report" {
+            let _ = write!(
+                toml,
+                "\n[[hostname.token]]\nscheme = \"cloudflare\"\npaths = [\"/private/*\"]\n\
+                 secrets = [\"{}\"]\nttl = {TOKEN_TTL}\nblock_status = 401\n",
+                String::from_utf8_lossy(TOKEN_SECRET)
+            );
+        }
     }
     std::fs::write(dir.join("gateway.toml"), &toml).context("write gateway.toml")?;
     let clients = vec![
@@ -251,6 +266,17 @@ async fn request(
     ca_pem: &str,
     cert: Option<&(String, String)>,
 ) -> anyhow::Result<(u16, String)> {
+    request_path(gw, host, "/", ca_pem, cert).await
+}
+
+/// One HTTPS request for `path` through the gateway; returns (status, body).
+async fn request_path(
+    gw: SocketAddr,
+    host: &str,
+    path: &str,
+    ca_pem: &str,
+    cert: Option<&(String, String)>,
+) -> anyhow::Result<(u16, String)> {
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(c?)?;
@@ -274,7 +300,7 @@ async fn request(
     let (mut send, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await?;
     tokio::spawn(conn);
-    let req = hyper::Request::get("/")
+    let req = hyper::Request::get(path)
         .header(hyper::header::HOST, host)
         .body(Empty::<Bytes>::new())?;
     let resp = send.send_request(req).await?;
@@ -324,7 +350,6 @@ async fn demo(dir: &Path) -> anyhow::Result<bool> {
     }));
 
     say!("Portcullis demo: origin http://{origin_addr}, gateway https://{gw_addr}");
-    say!("token checks: skipped (token authentication is a later issue)\n");
     say!(
         "{:<8} {:<18} {:>6}  {:<10} {:<18} {:<17} result",
         "mode",
@@ -371,6 +396,7 @@ async fn demo(dir: &Path) -> anyhow::Result<bool> {
             }
         }
     }
+    all_ok &= token_cases(gw_addr, &ca_pem, &clients, &seen).await;
     let _ = stop_tx.send(());
     let _ = gw_task.await;
     origin_task.abort();
@@ -383,4 +409,53 @@ async fn demo(dir: &Path) -> anyhow::Result<bool> {
         }
     );
     Ok(all_ok)
+}
+
+/// Token cases on the report hostname's `/private/*` (valid client
+/// certificate each time, so only the token decides).
+async fn token_cases(gw: SocketAddr, ca_pem: &str, clients: &[Client], seen: &Seen) -> bool {
+    let Ok(secret) = tokens::Secret::new(TOKEN_SECRET.to_vec()) else {
+        return false;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let path = "/private/report.pdf";
+    let signed = tokens::cloudflare::sign_url(&secret, path, now);
+    let tampered = signed.replace("/private/report.pdf", "/private/salaries.pdf");
+    let expired = tokens::cloudflare::sign_url(&secret, path, now - TOKEN_TTL - 10);
+    let cases: [(&str, &str, u16); 4] = [
+        ("valid token", signed.as_str(), 200),
+        ("no token", path, 401),
+        ("tampered path", tampered.as_str(), 401),
+        ("expired token", expired.as_str(), 401),
+    ];
+    let cert = clients
+        .iter()
+        .find(|c| c.name == "valid")
+        .and_then(|c| c.cert.as_ref());
+    say!(
+        "\ntoken checks on https://{}{path} (ttl {TOKEN_TTL} s):",
+        HOSTS[0]
+    );
+    let mut all_ok = true;
+    for (name, target, want) in cases {
+        let before = seen.lock().map(|s| s.len()).unwrap_or(0);
+        let (status, body) = match request_path(gw, HOSTS[0], target, ca_pem, cert).await {
+            Ok(x) => x,
+            Err(e) => (0, format!("request failed: {e:#}")),
+        };
+        let reached = seen.lock().map(|s| s.len()).unwrap_or(0) > before;
+        let good = status == want && reached == (want == 200);
+        all_ok &= good;
+        say!(
+            "  {name:<14} {status:>6}  origin saw {:<8} {}",
+            if reached { "request" } else { "nothing" },
+            if good { "ok" } else { "UNEXPECTED" }
+        );
+        if status != 200 {
+            say!("                 gateway answered: {}", body.trim());
+        }
+    }
+    all_ok
 }

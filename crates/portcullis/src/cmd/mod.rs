@@ -9,6 +9,7 @@ pub mod files;
 pub mod gateway;
 pub mod live;
 pub mod serve;
+pub mod token;
 pub mod verify;
 
 use std::process::ExitCode;

@@ -16,12 +16,16 @@
 //! (`/api/v1`, docs/control-api.md) is served on `server.admin` beside
 //! `/metrics`, and the first start makes an operator token (printed once,
 //! or `PORTCULLIS_ADMIN_TOKEN`).
+//! `[[egress]]` listeners (docs/egress.md) start with the gateway and
+//! reload with it.
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use gateway::config::Config;
+use gateway::egress::{EgressListeners, EgressMetrics, Egresses};
 use gateway::{Gateway, Sites};
+use std::sync::Arc;
 
 /// Run the gateway.
 #[derive(Debug, clap::Args)]
@@ -44,6 +48,24 @@ pub fn load(path: &Path) -> anyhow::Result<(Config, Sites)> {
     let sites = Sites::load(&config, &|p| std::fs::read(p))
         .with_context(|| format!("{}", path.display()))?;
     Ok((config, sites))
+}
+
+/// Reads the certificates, keys and CAs that the `[[egress]]` entries of
+/// a validated config name, counting into `metrics`.
+pub fn load_egress(
+    path: &Path,
+    config: &Config,
+    metrics: Arc<EgressMetrics>,
+) -> anyhow::Result<Egresses> {
+    Egresses::load_with_metrics(&config.egress, &|p| std::fs::read(p), metrics)
+        .with_context(|| format!("{}", path.display()))
+}
+
+/// [`load`] and [`load_egress`]: everything a start or a reload needs.
+fn load_all(path: &Path, metrics: Arc<EgressMetrics>) -> anyhow::Result<(Config, Sites, Egresses)> {
+    let (config, sites) = load(path)?;
+    let egress = load_egress(path, &config, metrics)?;
+    Ok((config, sites, egress))
 }
 
 /// Access-log lines gathered in memory and written to stdout in batches
@@ -233,7 +255,7 @@ pub fn run_role(config_path: &Path, role: Role) -> anyhow::Result<()> {
     if let Some(cfg) = agent_cfg {
         rt.block_on(start_agent(cfg))?;
     }
-    let (config, sites) = load(&a.config)?;
+    let (config, sites, egresses) = load_all(&a.config, Arc::default())?;
     if role == Role::Node && config.store.is_none() {
         anyhow::bail!(
             "{}: a fleet node needs server.store = \"postgres://…\"",
@@ -321,6 +343,15 @@ pub fn run_role(config_path: &Path, role: Role) -> anyhow::Result<()> {
         let hostnames = gw.sites().len();
         tracing::info!(https = %local, hostnames, "gateway listening");
         eprintln!("portcullis: gateway listening on https://{local}");
+        let egress = EgressListeners::start(egresses)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        for (name, addr) in egress.local_addrs() {
+            eprintln!("portcullis: egress {name:?} listening on {addr}");
+        }
+        let counters = egress.metrics();
+        gw.metrics()
+            .add_source(Box::new(move |out| counters.render(out)));
         let admin = match (config.admin, api_store) {
             (None, _) => None,
             (Some(addr), Some(store)) => {
@@ -349,8 +380,29 @@ pub fn run_role(config_path: &Path, role: Role) -> anyhow::Result<()> {
                 ))
             }
         };
-        tokio::spawn(reload_loop(gw.clone(), layers, a.config.clone(), config.clone()));
-        gw.serve(listener, shutdown_signal()).await;
+        let egress = Arc::new(tokio::sync::Mutex::new(egress));
+        tokio::spawn(reload_loop(
+            gw.clone(),
+            layers,
+            egress.clone(),
+            a.config.clone(),
+            config.clone(),
+        ));
+        // One signal stops both the gateway and the egress listeners; they
+        // drain at the same time.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let drain_egress = async {
+            stopped(stop_rx.clone()).await;
+            egress.lock().await.shutdown().await;
+        };
+        tokio::join!(gw.serve(listener, stopped(stop_rx.clone())), drain_egress);
         log.flush();
         if let Some(a) = admin {
             a.abort();
@@ -392,10 +444,12 @@ const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 /// the hostnames are swapped if it is valid, the running ones kept (and
 /// the reason printed) if not. Open connections are never dropped. The
 /// listen address and the connection limit cannot change without a
-/// restart.
+/// restart. Egress listeners get the new certificates for new connections;
+/// one whose address, mode or limit changed is rebound.
 async fn reload_loop(
     gw: std::sync::Arc<Gateway>,
     layers: std::sync::Arc<super::live::Layers>,
+    egress: Arc<tokio::sync::Mutex<EgressListeners>>,
     path: PathBuf,
     running: Config,
 ) {
@@ -445,8 +499,9 @@ async fn reload_loop(
             .await
             .unwrap_or_default();
         let p = path.clone();
-        match tokio::task::spawn_blocking(move || load(&p)).await {
-            Ok(Ok((config, sites))) => {
+        let counters = egress.lock().await.metrics();
+        match tokio::task::spawn_blocking(move || load_all(&p, counters)).await {
+            Ok(Ok((config, sites, egresses))) => {
                 if config.https != running.https {
                     eprintln!(
                         "portcullis: server.https changed to {}; still listening on {} until a restart",
@@ -461,8 +516,12 @@ async fn reload_loop(
                 }
                 let n = sites.len();
                 layers.set_file(&gw, sites);
-                tracing::info!(hostnames = n, why, "configuration reloaded");
-                eprintln!("portcullis: configuration reloaded ({why}; {n} hostnames)");
+                let e = egresses.len();
+                for problem in egress.lock().await.apply(egresses).await {
+                    eprintln!("portcullis: {problem}");
+                }
+                tracing::info!(hostnames = n, egress = e, why, "configuration reloaded");
+                eprintln!("portcullis: configuration reloaded ({why}; {n} hostnames, {e} egress)");
                 let new_files = watched(&path, &config);
                 seen = if new_files == files {
                     before

@@ -759,12 +759,12 @@ fn three_of_five_sealed_ca_signs_only_between_unseal_and_seal() {
     }
 }
 
-const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
+pub(crate) const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const PIN: &str = "pin-7f3a9c";
 
 /// A fresh SoftHSM2 token labelled `portcullis` in `dir/tokens`; returns
 /// the SOFTHSM2_CONF path.
-fn softhsm_token(dir: &Path) -> String {
+pub(crate) fn softhsm_token(dir: &Path) -> String {
     need("softhsm2-util");
     assert!(
         Path::new(SOFTHSM).exists(),

@@ -706,15 +706,29 @@ cas = ["acme", "nope"]
 }
 
 /// `portcullis demo` runs end to end with nothing but the binary and exits
-/// 0: every outcome (report and enforce, each client certificate and none)
-/// was the expected one.
+/// 0: every outcome (report and enforce, each client certificate and none,
+/// and a token-protected path with and without a valid token) was the
+/// expected one.
 #[test]
 fn demo_exits_zero() {
     let d = tempdir();
     let out = ok(portcullis(d.path(), &["demo"]));
     assert!(out.contains("every outcome was as expected"), "{out}");
     assert!(!out.contains("UNEXPECTED"), "{out}");
-    assert!(out.contains("token checks: skipped"), "{out}");
+    // Token cases: with a valid token the origin sees the request;
+    // without, tampered or expired, the gateway refuses it.
+    assert!(
+        out.contains("token checks on https://report.demo.test"),
+        "{out}"
+    );
+    for row in [
+        "valid token       200  origin saw request  ok",
+        "no token          401  origin saw nothing  ok",
+        "tampered path     401  origin saw nothing  ok",
+        "expired token     401  origin saw nothing  ok",
+    ] {
+        assert!(out.contains(row), "{row} missing in {out}");
+    }
     for row in ["enforce  revoked", "report   expired", "enforce  valid"] {
         assert!(out.contains(row), "{row} missing in {out}");
     }
