@@ -125,7 +125,7 @@ pub struct Rule {
 pub struct RuleSet {
     rules: Vec<Rule>,
     env: Arc<Env>,
-    needs_headers: bool,
+    needs: Needs,
 }
 
 impl fmt::Debug for RuleSet {
@@ -294,35 +294,51 @@ impl CertFacts {
     }
 }
 
-fn http_value(r: &RequestFacts<'_>, with_headers: bool) -> Value {
-    let mut headers: HashMap<String, Vec<Value>> = HashMap::new();
-    if with_headers {
+/// Which optional parts of `http` the rules mention (by name in their
+/// text: a conservative test), so a request builds only what is read.
+#[derive(Debug, Clone, Copy)]
+struct Needs {
+    headers: bool,
+    full_uri: bool,
+    timestamp: bool,
+}
+
+impl Needs {
+    const ALL: Needs = Needs {
+        headers: true,
+        full_uri: true,
+        timestamp: true,
+    };
+}
+
+fn http_value(r: &RequestFacts<'_>, needs: Needs) -> Value {
+    let mut request = vec![
+        ("method", s(r.method)),
+        ("uri", map(vec![("path", s(r.path)), ("query", s(r.query))])),
+    ];
+    if needs.headers {
+        let mut headers: HashMap<String, Vec<Value>> = HashMap::new();
         for (k, v) in &r.headers {
             headers.entry((*k).to_owned()).or_default().push(s(v));
         }
+        let headers: HashMap<String, Value> = headers
+            .into_iter()
+            .map(|(k, v)| (k, Value::List(Arc::new(v))))
+            .collect();
+        request.push(("headers", Value::from(headers)));
     }
-    let headers: HashMap<String, Value> = headers
-        .into_iter()
-        .map(|(k, v)| (k, Value::List(Arc::new(v))))
-        .collect();
-    let full_uri = if r.query.is_empty() {
-        format!("https://{}{}", r.host, r.path)
-    } else {
-        format!("https://{}{}?{}", r.host, r.path, r.query)
-    };
-    map(vec![
-        ("host", s(r.host)),
-        (
-            "request",
-            map(vec![
-                ("method", s(r.method)),
-                ("uri", map(vec![("path", s(r.path)), ("query", s(r.query))])),
-                ("full_uri", s(&full_uri)),
-                ("headers", Value::from(headers)),
-                ("timestamp", map(vec![("sec", Value::Int(r.timestamp))])),
-            ]),
-        ),
-    ])
+    if needs.full_uri {
+        let full_uri = if r.query.is_empty() {
+            format!("https://{}{}", r.host, r.path)
+        } else {
+            format!("https://{}{}?{}", r.host, r.path, r.query)
+        };
+        request.push(("full_uri", s(&full_uri)));
+    }
+    if needs.timestamp {
+        request.push(("timestamp", map(vec![("sec", Value::Int(r.timestamp))])));
+    }
+    map(vec![("host", s(r.host)), ("request", map(request))])
 }
 
 /// Compiles one expression and checks it against sample facts: a syntax
@@ -361,7 +377,7 @@ fn compile_one(env: &Arc<Env>, index: usize, spec: &RuleSpec) -> Result<Program,
         ..RequestFacts::default()
     };
     let conn = ConnFacts::new(&CertFacts::default());
-    let vars = vars(&conn, &sample, true);
+    let vars = vars(&conn, &sample, Needs::ALL);
     let mut ctx = Context::with_env(env.clone());
     ctx.set_variable_resolver(&vars);
     match program.execute(&ctx) {
@@ -383,9 +399,9 @@ fn compile_one(env: &Arc<Env>, index: usize, spec: &RuleSpec) -> Result<Program,
     }
 }
 
-fn vars<'a>(conn: &'a ConnFacts, r: &RequestFacts<'_>, headers: bool) -> Vars<'a> {
+fn vars<'a>(conn: &'a ConnFacts, r: &RequestFacts<'_>, needs: Needs) -> Vars<'a> {
     Vars {
-        http: to_val(http_value(r, headers)),
+        http: to_val(http_value(r, needs)),
         ip: to_val(map(vec![("src", s(r.ip))])),
         cf: &*conn.0,
     }
@@ -428,12 +444,13 @@ pub fn compile(specs: &[RuleSpec]) -> Result<RuleSet, Vec<CompileError>> {
     if !errors.is_empty() {
         return Err(errors);
     }
-    let needs_headers = specs.iter().any(|s| s.expression.contains("headers"));
-    Ok(RuleSet {
-        rules,
-        env,
-        needs_headers,
-    })
+    let mentions = |word: &str| specs.iter().any(|s| s.expression.contains(word));
+    let needs = Needs {
+        headers: mentions("headers"),
+        full_uri: mentions("full_uri"),
+        timestamp: mentions("timestamp"),
+    };
+    Ok(RuleSet { rules, env, needs })
 }
 
 impl RuleSet {
@@ -450,7 +467,7 @@ impl RuleSet {
     /// Whether any rule reads `http.request.headers` (if not, the caller
     /// need not collect them).
     pub fn needs_headers(&self) -> bool {
-        self.needs_headers
+        self.needs.headers
     }
 
     /// The certificate facts as the rules see them, once per connection.
@@ -468,7 +485,7 @@ impl RuleSet {
         if self.rules.is_empty() {
             return out;
         }
-        let vars = vars(conn, req, self.needs_headers);
+        let vars = vars(conn, req, self.needs);
         let mut ctx = Context::with_env(self.env.clone());
         ctx.set_variable_resolver(&vars);
         for rule in &self.rules {

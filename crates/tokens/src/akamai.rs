@@ -156,7 +156,7 @@ pub fn verify(
                 ctx.update(escape_early(path).as_bytes());
             }
             let ours = ctx.sign();
-            subtle::ConstantTimeEq::ct_eq(ours.as_ref(), tag.as_slice()).into()
+            crate::ct_eq(ours.as_ref(), &tag)
         })
         .ok_or(Error::BadMac)?;
     if let Some(st) = st {
@@ -186,11 +186,12 @@ pub fn verify(
     } else if ip.is_some() {
         return Err(Error::Scope("the client IP is not the token's"));
     }
-    Ok(Verified {
-        id: id.map_or_else(|| crate::id_of(&tag), str::to_owned),
-        expires: Some(exp),
+    Ok(Verified::new(
+        &tag,
+        id.map(str::to_owned),
+        Some(exp),
         secret_index,
-    })
+    ))
 }
 
 #[cfg(test)]
@@ -273,7 +274,7 @@ mod tests {
             },
         );
         assert_eq!(
-            verify(&ks, &t, "/a/x", None, 1500, 0).map(|v| v.id),
+            verify(&ks, &t, "/a/x", None, 1500, 0).map(|v| v.id()),
             Ok("s1".into())
         );
         assert!(verify(&ks, &t, "/b", None, 1500, 0).is_ok());

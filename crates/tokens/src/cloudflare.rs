@@ -158,7 +158,7 @@ impl Verifier<'_> {
                 ctx.update(message.as_bytes());
                 ctx.update(ts_text.as_bytes());
                 let ours = ctx.sign();
-                subtle::ConstantTimeEq::ct_eq(ours.as_ref(), tag).into()
+                crate::ct_eq(ours.as_ref(), tag)
             })
             .ok_or(Error::BadMac)?;
         let expires = match self.expiry {
@@ -180,11 +180,7 @@ impl Verifier<'_> {
                 now,
             });
         }
-        Ok(Verified {
-            id: crate::id_of(tag),
-            expires: Some(expires),
-            secret_index,
-        })
+        Ok(Verified::new(tag, None, Some(expires), secret_index))
     }
 }
 

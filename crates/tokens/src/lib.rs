@@ -110,18 +110,51 @@ pub enum SetupError {
 /// What a verifier learned from an accepted token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
-    /// An identifier of the token for rate limiting: Akamai's `id` field
-    /// when present, else the token's MAC (base64url), which is unique per
-    /// signed token.
-    pub id: String,
+    /// The MAC bytes (up to 32), kept to derive [`Verified::id`] on demand.
+    mac: [u8; 32],
+    mac_len: usize,
+    /// Akamai's `id` field, when present.
+    named_id: Option<String>,
     /// When the token stops being valid, if it says.
     pub expires: Option<u64>,
     /// Index of the secret that matched (0 = first configured).
     pub secret_index: usize,
 }
 
-/// base64url without padding of `bytes`, the token id form.
-pub(crate) fn id_of(bytes: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+impl Verified {
+    pub(crate) fn new(
+        mac: &[u8],
+        named_id: Option<String>,
+        expires: Option<u64>,
+        secret_index: usize,
+    ) -> Verified {
+        let mut m = [0u8; 32];
+        let mac_len = mac.len().min(32);
+        m[..mac_len].copy_from_slice(&mac[..mac_len]);
+        Verified {
+            mac: m,
+            mac_len,
+            named_id,
+            expires,
+            secret_index,
+        }
+    }
+
+    /// An identifier of the token for rate limiting: Akamai's `id` field
+    /// when present, else the token's MAC (base64url), unique per signed
+    /// token. Computed when asked (not on the verification path).
+    pub fn id(&self) -> String {
+        use base64::Engine as _;
+        match &self.named_id {
+            Some(id) => id.clone(),
+            None => {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&self.mac[..self.mac_len])
+            }
+        }
+    }
+}
+
+/// Constant-time equality (aws-lc's `CRYPTO_memcmp`; lengths may differ).
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
 }

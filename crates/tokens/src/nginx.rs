@@ -131,7 +131,7 @@ pub fn verify(
         .iter()
         .position(|s| {
             let d = Md5::digest(expression.expand(exp_text, uri, remote_addr, s.raw()));
-            subtle::ConstantTimeEq::ct_eq(d.as_slice(), tag.as_slice()).into()
+            crate::ct_eq(d.as_slice(), &tag)
         })
         .ok_or(Error::BadMac)?;
     if let Some(e) = exp {
@@ -140,11 +140,7 @@ pub fn verify(
             return Err(Error::Expired { expired_at: e, now });
         }
     }
-    Ok(Verified {
-        id: crate::id_of(&tag),
-        expires: exp,
-        secret_index,
-    })
+    Ok(Verified::new(&tag, None, exp, secret_index))
 }
 
 #[cfg(test)]

@@ -60,6 +60,8 @@ pub struct EdgePolicy {
     limits: Vec<LimitCheck>,
     /// Whether any limit is keyed by certificate fingerprint.
     needs_fingerprint: bool,
+    /// Whether any limit is keyed by token id.
+    needs_token_id: bool,
 }
 
 /// What the phases found, for the access log.
@@ -68,7 +70,8 @@ pub struct Notes {
     /// Token result: `valid` or a refusal code (`missing`, `bad-mac`,
     /// `expired`, ...); `None` when no token check applied.
     pub token: Option<&'static str>,
-    /// The accepted token's id (rate-limit key `token_id`).
+    /// The accepted token's id (only when a rate limit is keyed by
+    /// `token_id`).
     pub token_id: Option<String>,
     /// The rule that decided (`block` or `skip`), or the first logged one.
     pub rule: Option<String>,
@@ -192,11 +195,13 @@ impl EdgePolicy {
             return None;
         }
         let needs_fingerprint = limits.iter().any(|l| l.key == RateKey::CertFingerprint);
+        let needs_token_id = limits.iter().any(|l| l.key == RateKey::TokenId);
         Some(Arc::new(EdgePolicy {
             tokens: tokens_out,
             rules: rules?,
             limits,
             needs_fingerprint,
+            needs_token_id,
         }))
     }
 }
@@ -386,7 +391,9 @@ fn token_phase<B>(
     match result {
         Ok(v) => {
             notes.token = Some("valid");
-            notes.token_id = Some(v.id);
+            if edge.needs_token_id {
+                notes.token_id = Some(v.id());
+            }
             Ok(())
         }
         Err(e) => {
