@@ -187,6 +187,31 @@ impl IdentityHeaders {
         out
     }
 
+    /// Settings kept as maps (the control-plane store's shape): `rename`
+    /// from identity header to new name (`""`: not sent), `map` from header
+    /// name to certificate field. Every problem is listed.
+    pub fn from_settings<'a>(
+        at: &str,
+        rename: impl IntoIterator<Item = (&'a String, &'a String)>,
+        map: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ) -> Result<IdentityHeaders, Vec<String>> {
+        let headers: Vec<(String, String)> = rename
+            .into_iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let fields: Vec<(String, String)> = map
+            .into_iter()
+            .map(|(header, field)| (field.clone(), header.clone()))
+            .collect();
+        let mut p = Vec::new();
+        let out = IdentityHeaders::parse(at, &headers, &fields, &mut p);
+        if p.is_empty() {
+            Ok(out)
+        } else {
+            Err(p)
+        }
+    }
+
     /// Names that are removed from every incoming request on top of
     /// `OWNED_HEADERS`: the renamed and mapped ones.
     pub fn custom_names(&self) -> Vec<HeaderName> {

@@ -60,6 +60,9 @@ pub struct SiteSource<'a> {
     pub block: BlockResponse,
     /// The CA set (ignored in mode `off`; must not be empty otherwise).
     pub cas: Vec<&'a CaSource>,
+    /// Renamed identity headers and mapped certificate fields (see
+    /// [`IdentityHeaders::from_settings`]).
+    pub identity: IdentityHeaders,
 }
 
 /// Builds [`Site`]s from [`SiteSource`]s, sharing clients and trust stores.
@@ -233,8 +236,8 @@ impl SiteBuilder {
             origin_timeouts: self.timeouts,
             origin: target,
             routes: Vec::new(),
-            identity: IdentityHeaders::default(),
-            strip: Vec::new(),
+            strip: src.identity.custom_names(),
+            identity: src.identity.clone(),
             idle_timeout: self.idle_timeout,
             authority: own,
             edge: None,
@@ -285,6 +288,7 @@ mod tests {
             mode,
             block: BlockResponse::default(),
             cas: vec![&m.ca],
+            identity: IdentityHeaders::default(),
         }
     }
 

@@ -75,6 +75,7 @@ fn build(b: &mut SiteBuilder, data: &SnapshotData) -> Vec<Arc<Site>> {
                 mode: mode(h.mode),
                 block: BlockResponse::default(),
                 cas: h.trust.iter().filter_map(|t| cas.get(t.as_str())).collect(),
+                identity: Default::default(),
             };
             b.build(&src).ok()
         })

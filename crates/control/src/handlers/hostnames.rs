@@ -87,6 +87,11 @@ fn check_headers(h: &HeaderSettings) -> Result<(), ApiError> {
             ));
         }
     }
+    // The gateway's own rules: identity headers that exist, certificate
+    // fields it knows, names it does not manage itself, one source per
+    // name. What it would refuse never reaches it.
+    gateway::identity::IdentityHeaders::from_settings("headers", &h.rename, &h.map)
+        .map_err(|p| ApiError::invalid("invalid_headers", p.join("; ")))?;
     Ok(())
 }
 

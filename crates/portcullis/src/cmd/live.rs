@@ -213,6 +213,12 @@ fn build_one(
         mode: mode(h.mode),
         block: block(&h.block).map_err(|e| format!("hostname {:?}: {e}", h.name))?,
         cas: set,
+        identity: gateway::identity::IdentityHeaders::from_settings(
+            &format!("hostname {:?}", h.name),
+            &h.headers.rename,
+            &h.headers.map,
+        )
+        .map_err(|p| p.join("; "))?,
     };
     b.build(&src)
 }

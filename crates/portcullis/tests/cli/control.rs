@@ -722,7 +722,9 @@ fn control_end_to_end_through_the_gateway() {
             "PATCH",
             "/api/v1/hostnames/report.acme.test",
             Some(&a),
-            Some(&json!({"mode": "report"})),
+            Some(&json!({"mode": "report", "headers": {
+                "rename": {"Client-Cert-Subject": "X-Client-DN"},
+                "map": {"X-Client-CN": "subject.cn"}}})),
         ),
         200,
         None,
@@ -759,6 +761,34 @@ fn control_end_to_end_through_the_gateway() {
         let (code, _, body) = env.curl("report", Some("alice"), &[]);
         code == 200 && seen_status(&body) == "valid"
     });
+    // The hostname's header settings reach the gateway: a renamed
+    // contract header and a mapped certificate field, under their new names.
+    let (_, _, body) = env.curl("report", Some("alice"), &[]);
+    let seen = crate::gateway::headers(&body);
+    assert!(
+        seen.contains_key("x-client-dn"),
+        "renamed header missing: {body}"
+    );
+    assert!(
+        !seen.contains_key("client-cert-subject"),
+        "old name still sent: {body}"
+    );
+    assert!(
+        seen.contains_key("x-client-cn"),
+        "mapped field missing: {body}"
+    );
+    // Settings the gateway would refuse are refused by the API.
+    want(
+        api(
+            admin,
+            "PATCH",
+            "/api/v1/hostnames/report.acme.test",
+            Some(&a),
+            Some(&json!({"headers": {"map": {"X-Client-CN": "no.such.field"}}})),
+        ),
+        422,
+        Some("invalid_headers"),
+    );
     eprintln!("control e2e: new hostname served in report mode after {took:?}");
     let check = |host: &str, cert: Option<&str>, code: u16, status: &str| {
         let (c, _, body) = env.curl(host, cert, &[]);
