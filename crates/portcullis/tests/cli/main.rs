@@ -10,4 +10,5 @@ mod ca_interop;
 mod custody;
 mod gateway;
 mod gateway_hostile;
+mod gateway_hostile_http;
 mod verify;
