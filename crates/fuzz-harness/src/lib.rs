@@ -53,6 +53,12 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("gateway_config", gateway_config::gateway_config),
 ];
 
+/// How many certificates the `ca_api` target's CA has issued so far in
+/// this process (to check that the seeds reach signing, not only parsing).
+pub fn ca_api_issued() -> u64 {
+    fixtures::ca_state().log.count().unwrap_or(0)
+}
+
 /// The body of the target called `name`.
 pub fn target(name: &str) -> Option<Body> {
     TARGETS.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)

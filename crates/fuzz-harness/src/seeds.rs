@@ -239,7 +239,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                 prefixed(sign, br#"{"certificate_request":"$CSR","profile":"client"}"#),
                 prefixed(
                     sign,
-                    br#"{"certificate_request":"$CSR","hosts":["a.acme.test","10.1.2.3"],"profile":"server"}"#,
+                    br#"{"certificate_request":"$CSR","hosts":["a.acme.test","b.acme.test"],"profile":"server"}"#,
                 ),
                 prefixed(
                     sign,

@@ -147,3 +147,19 @@ fn every_fuzz_target_file_calls_its_body() {
         assert!(text.contains(&format!("target(\"{name}\")")), "{name}.rs");
     }
 }
+
+/// The `ca_api` seeds get through parsing to signing (plain `sign` and
+/// `authsign` with a valid token), so mutations start from deep states.
+#[test]
+fn ca_api_seeds_reach_signing() {
+    let body = fuzz_harness::target("ca_api").expect("target");
+    let before = fuzz_harness::ca_api_issued();
+    for s in fuzz_harness::seeds::seeds("ca_api") {
+        body(&s);
+    }
+    let issued = fuzz_harness::ca_api_issued() - before;
+    assert!(
+        issued >= 4,
+        "only {issued} certificates issued by the seeds"
+    );
+}
