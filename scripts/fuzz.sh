@@ -50,7 +50,13 @@ nice -n 15 cargo run -q --locked -p fuzz-harness --bin fuzz-seeds -- fuzz/seeds 
 
 echo "== build (nightly, sanitizer: $sanitizer)" >&2
 build_start=$(date +%s)
-(cd fuzz && nice -n 15 cargo +nightly fuzz build -O --sanitizer "$sanitizer" $targets) >&2
+if [[ $# -eq 0 ]]; then
+  (cd fuzz && nice -n 15 cargo +nightly fuzz build -O --sanitizer "$sanitizer") >&2
+else
+  for t in $targets; do
+    (cd fuzz && nice -n 15 cargo +nightly fuzz build -O --sanitizer "$sanitizer" "$t") >&2
+  done
+fi
 echo "build: $(( $(date +%s) - build_start )) s" >&2
 
 bin_dir=$(ls -d fuzz/target/*/release | head -n 1)
