@@ -514,9 +514,9 @@ fn gateway_hostile_renegotiation_is_refused() {
         {
             let stdin = child.stdin.as_mut().expect("stdin");
             // Wait for the handshake, renegotiate, then send a request.
-            std::thread::sleep(Duration::from_millis(1500));
+            std::thread::sleep(Duration::from_millis(1000));
             let _ = stdin.write_all(format!("{cmd}\n").as_bytes());
-            std::thread::sleep(Duration::from_millis(1500));
+            std::thread::sleep(Duration::from_millis(1000));
             let _ = stdin.write_all(
                 b"GET /after HTTP/1.1\r\nHost: off.acme.test\r\nConnection: close\r\n\r\n",
             );
@@ -524,16 +524,48 @@ fn gateway_hostile_renegotiation_is_refused() {
         let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");
         guard.0 = Some(child);
+        let got = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let read_all = |mut r: Box<dyn Read + Send>| {
+            let got = got.clone();
             std::thread::spawn(move || {
                 let mut v = Vec::new();
-                let _ = r.by_ref().take(1 << 20).read_to_end(&mut v);
+                let mut buf = [0u8; 4096];
+                while v.len() < 1 << 20 {
+                    match r.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            v.extend_from_slice(&buf[..n]);
+                            got.lock()
+                                .expect("lock")
+                                .push_str(&String::from_utf8_lossy(&buf[..n]));
+                        }
+                    }
+                }
                 String::from_utf8_lossy(&v).into_owned()
             })
         };
         let out = read_all(Box::new(stdout));
         let err = read_all(Box::new(stderr));
-        std::thread::sleep(Duration::from_secs(3));
+        // Until the answer came or s_client ended (at most 15 s). A
+        // refused renegotiation leaves s_client waiting for a ServerHello
+        // that never comes (the gateway's header timeout ends it later):
+        // give a second handshake 2 s to show up, then stop.
+        let until = Instant::now() + Duration::from_secs(15);
+        let mut reneg_seen: Option<Instant> = None;
+        while Instant::now() < until {
+            let exited = guard.0.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            let text = got.lock().expect("lock").clone();
+            if exited.is_some() || text.contains("HTTP/1.1 ") {
+                break;
+            }
+            if text.contains("RENEGOTIATING") {
+                let at = *reneg_seen.get_or_insert_with(Instant::now);
+                if at.elapsed() > Duration::from_secs(2) {
+                    break;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         guard.kill9();
         let (out, err) = (
             out.join().expect("stdout thread"),
