@@ -509,12 +509,14 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigErrors> {
     for (i, h) in raw.hostname.iter().enumerate() {
         let at = format!("hostname[{i}] ({:?})", h.name);
         let name = h.name.trim_end_matches('.').to_ascii_lowercase();
-        if rustls_pki_types::DnsName::try_from(name.as_str()).is_err() || name.is_empty() {
-            p.push(format!("{at}: name is not a DNS name"));
-        } else if name.parse::<std::net::IpAddr>().is_ok() {
+        // The IP check comes first: DnsName refuses IP addresses too, and
+        // the operator deserves the precise reason.
+        if name.parse::<std::net::IpAddr>().is_ok() {
             p.push(format!(
                 "{at}: name is an IP address; clients send no SNI for those"
             ));
+        } else if rustls_pki_types::DnsName::try_from(name.as_str()).is_err() || name.is_empty() {
+            p.push(format!("{at}: name is not a DNS name"));
         }
         if let Some(j) = seen.insert(name.clone(), i) {
             p.push(format!("{at}: same name as hostname[{j}]"));
@@ -829,6 +831,20 @@ cert = "www.pem"
 key = "www-key.pem"
 origin = "http://127.0.0.1:9002/"
 "#;
+
+    /// Found by the config error-message table of crates/fuzz-harness:
+    /// an IP address as hostname name was reported as "not a DNS name",
+    /// and the IP-address message was unreachable.
+    #[test]
+    fn fuzz_regression_gateway_config_ip_hostname_message() {
+        for ip in ["127.0.0.1", "::1", "10.0.0.1."] {
+            let text = GOOD.replace("API.acme.test", ip);
+            let e = Config::parse(&text, Path::new("/")).expect_err("IP as hostname");
+            let all = e.to_string();
+            assert!(all.contains("name is an IP address"), "{ip}: {all}");
+            assert!(!all.contains("not a DNS name"), "{ip}: {all}");
+        }
+    }
 
     #[test]
     fn parses_and_resolves_relative_paths() {

@@ -583,7 +583,13 @@ pub async fn forward(
     let mut resp = tokio::time::timeout(limit, client.request(req))
         .await
         .map_err(|_| Rejection::OriginTimeout(limit))?
-        .map_err(Rejection::Origin)?;
+        .map_err(|e| {
+            if client_body_failed(&e) {
+                Rejection::BadRequest("malformed or incomplete request body")
+            } else {
+                Rejection::Origin(e)
+            }
+        })?;
     let origin_took = sent.elapsed();
     let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
     let origin_upgrade = if switching && upgrade.is_some() {
@@ -651,6 +657,24 @@ async fn tunnel(client: hyper::upgrade::OnUpgrade, origin: hyper::upgrade::OnUpg
         Ok((up, down)) => tracing::debug!(up, down, "tunnel closed"),
         Err(e) => tracing::debug!(error = %e, "tunnel ended with an error"),
     }
+}
+
+/// Whether an origin request failed because the client's own request body
+/// did (a bad chunk size, a body cut short): hyper reports the body stream's
+/// error as a "user" error of the origin request. That is the client's
+/// fault, answered 400, not the origin's (502).
+fn client_body_failed(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut cur = std::error::Error::source(e);
+    while let Some(err) = cur {
+        if err
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_user)
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// The identity headers of a verdict, as header pairs (values that are not

@@ -395,3 +395,319 @@ fn gateway_origin_timeouts_answer_504_and_502_json() {
     assert!(exited.is_none(), "gateway exited: {exited:?}");
     assert!(!env.log().contains("panicked"), "{}", env.log());
 }
+
+/// The documented memory ceiling of the gateway under the hostile suite
+/// (docs/reliability.md): peak resident set (VmHWM) below 512 MiB, with
+/// 10,000 idle connections, 200 slow readers or a 10,000-SAN certificate.
+pub(crate) const MEMORY_CEILING_KIB: u64 = 512 * 1024;
+
+/// (VmRSS, VmHWM) of the gateway process in KiB, from /proc.
+pub(crate) fn gateway_memory_kib(env: &Env) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", env.gw.pid()))
+        .expect("gateway /proc status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+#[track_caller]
+fn assert_memory_bounded(env: &Env, what: &str) {
+    let (rss, hwm) = gateway_memory_kib(env);
+    eprintln!("{what}: gateway VmRSS {rss} KiB, VmHWM {hwm} KiB");
+    assert!(
+        hwm < MEMORY_CEILING_KIB,
+        "{what}: gateway peak memory {hwm} KiB (ceiling {MEMORY_CEILING_KIB} KiB)"
+    );
+}
+
+/// Whether the long versions run (scripts/hostile.sh sets this).
+fn full() -> bool {
+    std::env::var("PORTCULLIS_HOSTILE_FULL").is_ok()
+}
+
+/// Sends `bytes` in pieces until the gateway stops reading (closes or
+/// resets); returns how many bytes it accepted. Bounded by `bytes` and by
+/// a 15 s read timeout.
+fn push_until_refused(port: u16, bytes: &[u8]) -> usize {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_write_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    let mut sent = 0;
+    for chunk in bytes.chunks(4096) {
+        match s.write(chunk) {
+            Ok(n) if n > 0 => sent += n,
+            _ => break,
+        }
+    }
+    // The gateway must end the connection (alert and/or close), not wait.
+    let mut sink = Vec::new();
+    let r = s.take(1 << 20).read_to_end(&mut sink);
+    assert!(
+        !matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut),
+        "the gateway kept an oversized ClientHello open: {r:?}"
+    );
+    sent
+}
+
+/// Oversized ClientHellos: a handshake message that claims 16 MiB, a
+/// record longer than TLS allows, and a real ClientHello followed by 1 MiB
+/// of more handshake records. Each connection is ended by the gateway long
+/// before the claimed size; it stays up and keeps serving.
+#[test]
+fn gateway_hostile_oversized_client_hello() {
+    let mut env = Env::start();
+    let hello = client_hello(&env);
+    let mib = 1 << 20;
+    // 1. Handshake header: ClientHello of 0xFFFFFF bytes, in max records.
+    let mut huge = Vec::with_capacity(mib + 4096);
+    let mut first = true;
+    while huge.len() < mib {
+        huge.extend([0x16, 0x03, 0x01, 0x40, 0x00]);
+        let mut body = if first {
+            vec![0x01, 0xff, 0xff, 0xff]
+        } else {
+            Vec::new()
+        };
+        first = false;
+        body.extend(noise(huge.len() as u64, 0x4000 - body.len()));
+        huge.extend(body);
+    }
+    let accepted = push_until_refused(env.port, &huge);
+    eprintln!("16 MiB ClientHello claim: gateway read at most {accepted} bytes before closing");
+    // 2. One record longer than 2^14 + 2048 (RFC 8446 5.2).
+    let mut long_record = vec![0x16, 0x03, 0x01, 0xff, 0xff];
+    long_record.extend(noise(9, 0xffff));
+    push_until_refused(env.port, &long_record);
+    // 3. A real ClientHello whose length field is raised to 64 KiB with
+    //    1 MiB of handshake records after it.
+    let mut grown = hello.clone();
+    grown[6..9].copy_from_slice(&[0x00, 0xff, 0xff]);
+    while grown.len() < mib {
+        grown.extend([0x16, 0x03, 0x03, 0x40, 0x00]);
+        grown.extend(noise(grown.len() as u64, 0x4000));
+    }
+    push_until_refused(env.port, &grown);
+    assert_memory_bounded(&env, "oversized ClientHellos");
+    assert_healthy(&mut env);
+    assert_eq!(env.origin.count(), 1, "only the legitimate request");
+}
+
+/// TLS 1.2 client-initiated renegotiation (`openssl s_client`, command
+/// `R`) is refused: no second handshake completes, the connection either
+/// goes on or ends, and the gateway keeps serving. TLS 1.3 key updates
+/// (`K`) are not renegotiation and are allowed.
+#[test]
+fn gateway_hostile_renegotiation_is_refused() {
+    need("openssl");
+    let mut env = Env::start();
+    for (proto, cmd) in [("-tls1_2", "R"), ("-tls1_3", "K")] {
+        let mut child = Command::new("openssl")
+            .current_dir(env.path())
+            .args(["s_client", proto, "-connect"])
+            .arg(format!("127.0.0.1:{}", env.port))
+            .args(["-servername", "off.acme.test", "-CAfile", "ca.pem"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn s_client");
+        let mut guard = ChildGuard(None);
+        {
+            let stdin = child.stdin.as_mut().expect("stdin");
+            // Wait for the handshake, renegotiate, then send a request.
+            std::thread::sleep(Duration::from_millis(1000));
+            let _ = stdin.write_all(format!("{cmd}\n").as_bytes());
+            std::thread::sleep(Duration::from_millis(1000));
+            let _ = stdin.write_all(
+                b"GET /after HTTP/1.1\r\nHost: off.acme.test\r\nConnection: close\r\n\r\n",
+            );
+        }
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        guard.0 = Some(child);
+        let got = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let read_all = |mut r: Box<dyn Read + Send>| {
+            let got = got.clone();
+            std::thread::spawn(move || {
+                let mut v = Vec::new();
+                let mut buf = [0u8; 4096];
+                while v.len() < 1 << 20 {
+                    match r.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            v.extend_from_slice(&buf[..n]);
+                            got.lock()
+                                .expect("lock")
+                                .push_str(&String::from_utf8_lossy(&buf[..n]));
+                        }
+                    }
+                }
+                String::from_utf8_lossy(&v).into_owned()
+            })
+        };
+        let out = read_all(Box::new(stdout));
+        let err = read_all(Box::new(stderr));
+        // Until the answer came or s_client ended (at most 15 s). A
+        // refused renegotiation leaves s_client waiting for a ServerHello
+        // that never comes (the gateway's header timeout ends it later):
+        // give a second handshake 2 s to show up, then stop.
+        let until = Instant::now() + Duration::from_secs(15);
+        let mut reneg_seen: Option<Instant> = None;
+        while Instant::now() < until {
+            let exited = guard.0.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            let text = got.lock().expect("lock").clone();
+            if exited.is_some() || text.contains("HTTP/1.1 ") {
+                break;
+            }
+            if text.contains("RENEGOTIATING") {
+                let at = *reneg_seen.get_or_insert_with(Instant::now);
+                if at.elapsed() > Duration::from_secs(2) {
+                    break;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        guard.kill9();
+        let (out, err) = (
+            out.join().expect("stdout thread"),
+            err.join().expect("stderr thread"),
+        );
+        let both = format!("{out}\n{err}");
+        eprintln!(
+            "{proto} {cmd}: {}",
+            both.lines()
+                .filter(|l| l.contains("RENEGOTIAT")
+                    || l.contains("KEYUPDATE")
+                    || l.contains("alert")
+                    || l.contains("HTTP/1.1"))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
+        if cmd == "R" {
+            // rustls has no renegotiation: it answers no_renegotiation
+            // (a warning) or ends the connection; never a 2nd handshake.
+            assert!(
+                both.contains("RENEGOTIATING"),
+                "s_client did not try:\n{both}"
+            );
+            let verified = both.matches("Verify return code: 0").count();
+            assert!(verified <= 1, "a second handshake completed:\n{both}");
+        } else {
+            assert!(
+                both.contains("KEYUPDATE"),
+                "s_client did not send a key update:\n{both}"
+            );
+            assert!(
+                out.contains("HTTP/1.1 200"),
+                "served after a key update:\n{both}"
+            );
+        }
+    }
+    assert_healthy(&mut env);
+}
+
+/// A client certificate with 10,000 DNS SANs (about 150 KB): more than a
+/// TLS handshake message may carry, so the handshake is refused, or if it
+/// got through, `enforce` answers 403. A 2,000-SAN certificate (about
+/// 30 KB, which fits) is parsed, reported `invalid` and forwarded with
+/// bounded headers. Memory stays under the ceiling.
+#[test]
+fn gateway_hostile_client_certificate_with_10000_sans() {
+    let mut env = Env::start();
+    let dir = env.path().to_path_buf();
+    for n in [10_000usize, 2_000] {
+        let sans: Vec<String> = (0..n).map(|i| format!("DNS:h{i}.acme.test")).collect();
+        write(
+            &dir,
+            &format!("sans{n}.cnf"),
+            &format!(
+                "[req]\ndistinguished_name=dn\nprompt=no\n[dn]\nCN=sans{n}\n[ext]\nsubjectAltName={}\nextendedKeyUsage=clientAuth\n",
+                sans.join(",")
+            ),
+        );
+        ok(run_in(
+            &dir,
+            Command::new("openssl")
+                .args([
+                    "req",
+                    "-x509",
+                    "-new",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-nodes",
+                    "-days",
+                    "2",
+                ])
+                .arg("-config")
+                .arg(format!("sans{n}.cnf"))
+                .args(["-extensions", "ext", "-keyout"])
+                .arg(format!("sans{n}-key.pem"))
+                .arg("-out")
+                .arg(format!("sans{n}.pem")),
+        ));
+        let (code, _, body) = env.curl("enforce", Some(&format!("sans{n}")), &["--http1.1"]);
+        assert!(code == 403 || code == 0, "{n} SANs, enforce: {code} {body}");
+        let (code, _, body) = env.curl("report", Some(&format!("sans{n}")), &["--http2"]);
+        if code == 200 {
+            let h = headers(&body);
+            assert_eq!(one(&h, "client-cert-status"), "invalid", "{n}: {body:.300}");
+            eprintln!(
+                "{n} SANs, report: forwarded, request head {} bytes",
+                body.len()
+            );
+        } else {
+            assert_eq!(code, 0, "{n} SANs, report: {code} {body:.300}");
+            eprintln!("{n} SANs, report: handshake refused");
+        }
+    }
+    assert_memory_bounded(&env, "10,000-SAN certificates");
+    assert_healthy(&mut env);
+}
+
+/// Idle connections: 2,000 in the suite, 10,000 with
+/// PORTCULLIS_HOSTILE_FULL (scripts/hostile.sh). Half send nothing, half a
+/// partial ClientHello. While they are held, legitimate requests are
+/// served (within the 10 s handshake timeout that frees their slots when
+/// they fill `max_connections`), and memory stays under the ceiling.
+#[test]
+fn gateway_hostile_idle_connections_flood() {
+    let n = if full() { 10_000 } else { 2_000 };
+    // Room for n client sockets here and n on the gateway side.
+    let _ = Command::new("prlimit")
+        .arg(format!("--pid={}", std::process::id()))
+        .arg("--nofile=20000:20000")
+        .status();
+    let mut env = Env::start();
+    let hello = client_hello(&env);
+    let mut idle = Vec::with_capacity(n);
+    for i in 0..n {
+        match TcpStream::connect(("127.0.0.1", env.port)) {
+            Ok(mut s) => {
+                if i % 2 == 1 {
+                    let _ = s.write_all(&hello[..hello.len() / 2]);
+                }
+                idle.push(s);
+            }
+            Err(e) => panic!("connection {i} of {n}: {e} (RLIMIT_NOFILE too low?)"),
+        }
+    }
+    let mut served = 0;
+    for _ in 0..3 {
+        let (code, _, body) = env.curl("enforce", Some("alice"), &["--http2"]);
+        assert_eq!(code, 200, "with {n} idle: {body}\n{}", env.log());
+        served += 1;
+    }
+    assert_memory_bounded(&env, &format!("{n} idle connections"));
+    eprintln!("{n} idle connections held: {served} legitimate requests served");
+    drop(idle);
+    assert_healthy(&mut env);
+}

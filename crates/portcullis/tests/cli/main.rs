@@ -14,6 +14,7 @@ mod egress;
 mod fleet;
 mod gateway;
 mod gateway_hostile;
+mod gateway_hostile_http;
 mod gateway_identity_routes;
 mod policy;
 mod store_live;
