@@ -273,8 +273,37 @@ pub fn config_error_templates() -> Vec<(&'static str, String)> {
         ("name is empty", with(&|c| c.cas.push(" ".into()))),
         ("is defined twice", with(&|c| c.cas.push("acme".into()))),
         (
-            "no [[hostname]] is configured",
+            "no [[hostname]] (or [[egress]]) is configured",
             with(&|c| c.hostnames.clear()),
+        ),
+        (
+            "is not a postgres:// or postgresql:// URL",
+            render_config(&v()).replacen("[server]\n", "[server]\nstore = \"mysql://x\"\n", 1),
+        ),
+        (
+            "origin_protocol \"h3\" is not one of http1, h2, auto",
+            format!(
+                "{}\n[[hostname]]\nname = \"b.acme.test\"\ncert = \"c.pem\"\nkey = \"k.pem\"\norigin = \"http://127.0.0.1:9002\"\norigin_protocol = \"h3\"\n",
+                render_config(&v())
+            ),
+        ),
+        (
+            "path must start with /",
+            format!("{}\n[[hostname.route]]\npath = \"x\"\n", render_config(&v())),
+        ),
+        (
+            "the same path as another route",
+            format!(
+                "{}\n[[hostname.route]]\npath = \"/a\"\n\n[[hostname.route]]\npath = \"/a\"\n",
+                render_config(&v())
+            ),
+        ),
+        (
+            "origin_ca, origin_cert and origin_key need an https:// origin",
+            format!(
+                "{}\n[[hostname.route]]\npath = \"/a\"\norigin_ca = \"ca.pem\"\n",
+                render_config(&v())
+            ),
         ),
         ("name is not a DNS name", host(&|h| h.name = "a b".into())),
         (
