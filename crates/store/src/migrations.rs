@@ -9,8 +9,8 @@ use crate::sql::{Dialect, Tx, Value};
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
         1,
-    "initial schema",
-    r#"
+        "initial schema",
+        r#"
 CREATE TABLE accounts (
     id {ID},
     name TEXT NOT NULL UNIQUE,

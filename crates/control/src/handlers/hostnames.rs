@@ -461,7 +461,11 @@ pub async fn put_edge(
     let tokens = doc.get("token").and_then(Value::as_array);
     for (i, t) in tokens.into_iter().flatten().enumerate() {
         let secrets = t.get("secrets").and_then(Value::as_array);
-        if secrets.into_iter().flatten().any(|s| s.as_str() == Some(ELIDED)) {
+        if secrets
+            .into_iter()
+            .flatten()
+            .any(|s| s.as_str() == Some(ELIDED))
+        {
             return Err(bad(format!(
                 "edge: token[{i}]: secrets must be the secrets themselves, not {ELIDED:?}"
             )));

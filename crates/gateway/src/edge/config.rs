@@ -589,11 +589,7 @@ struct RawEdge {
 /// or `{}`: none) for hostname `name`. Every problem is listed, rule
 /// expressions with their line and column. `secret_files` are refused: a
 /// stored policy has its secrets inline.
-pub fn from_json(
-    at: &str,
-    name: &str,
-    doc: &serde_json::Value,
-) -> Result<EdgeConfig, Vec<String>> {
+pub fn from_json(at: &str, name: &str, doc: &serde_json::Value) -> Result<EdgeConfig, Vec<String>> {
     if doc.is_null() {
         return Ok(EdgeConfig::default());
     }
@@ -648,7 +644,10 @@ origin = "http://127.0.0.1:9001"
             "rate_limit": [{"name": "ip", "key": "ip", "period": 10, "limit": 5}],
         });
         let c = from_json("edge", "a.test", &ok).expect("valid");
-        assert_eq!((c.tokens.len(), c.rules.len(), c.rate_limits.len()), (1, 1, 1));
+        assert_eq!(
+            (c.tokens.len(), c.rules.len(), c.rate_limits.len()),
+            (1, 1, 1)
+        );
         assert!(from_json("edge", "a.test", &serde_json::Value::Null)
             .expect("null")
             .is_empty());
