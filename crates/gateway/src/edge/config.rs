@@ -584,6 +584,28 @@ struct RawEdge {
     rate_limit: Vec<RawRateLimit>,
 }
 
+/// `msg` with every token secret and Redis URL of `doc` replaced (serde
+/// quotes the offending value in a type error).
+fn elide(doc: &serde_json::Value, mut msg: String) -> String {
+    let mut secret = Vec::new();
+    let lists = ["token", "rate_limit"].map(|k| doc.get(k).and_then(|v| v.as_array()));
+    for item in lists.into_iter().flatten().flatten() {
+        for key in ["secrets", "redis_url"] {
+            match item.get(key) {
+                Some(serde_json::Value::String(s)) => secret.push(s.clone()),
+                Some(serde_json::Value::Array(a)) => {
+                    secret.extend(a.iter().filter_map(|v| v.as_str().map(str::to_owned)))
+                }
+                _ => {}
+            }
+        }
+    }
+    for s in secret.iter().filter(|s| !s.is_empty()) {
+        msg = msg.replace(s.as_str(), "[secret elided]");
+    }
+    msg
+}
+
 /// Validates an edge policy kept as a JSON document (`{"token": [...],
 /// "rule": [...], "rate_limit": [...]}`, keys as in the TOML tables; `null`
 /// or `{}`: none) for hostname `name`. Every problem is listed, rule
@@ -593,7 +615,8 @@ pub fn from_json(at: &str, name: &str, doc: &serde_json::Value) -> Result<EdgeCo
     if doc.is_null() {
         return Ok(EdgeConfig::default());
     }
-    let raw: RawEdge = RawEdge::deserialize(doc).map_err(|e| vec![format!("{at}: {e}")])?;
+    let raw: RawEdge =
+        RawEdge::deserialize(doc).map_err(|e| vec![elide(doc, format!("{at}: {e}"))])?;
     let mut p = Vec::new();
     for (i, t) in raw.token.iter().enumerate() {
         if !t.secret_files.is_empty() {
@@ -660,6 +683,13 @@ origin = "http://127.0.0.1:9001"
         assert!(p.iter().any(|m| m.contains("secret_files")), "{p:?}");
         let p = from_json("edge", "a.test", &serde_json::json!({"rules": []})).expect_err("key");
         assert!(p[0].contains("unknown field"), "{p:?}");
+        // A secret of the wrong type is not quoted back.
+        let doc = serde_json::json!({"token": [{"scheme": "nginx", "secrets": "hunter2-x"}]});
+        let p = from_json("edge", "a.test", &doc).expect_err("type");
+        assert!(
+            !p.join(" ").contains("hunter2-x") && p[0].contains("invalid type"),
+            "{p:?}"
+        );
     }
 
     #[test]
