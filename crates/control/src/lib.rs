@@ -133,6 +133,8 @@ fn build() -> Routes {
     let r = route!(r, PATCH "/api/v1/hostnames/{name}" => hostnames::update);
     let r = route!(r, DELETE "/api/v1/hostnames/{name}" => hostnames::delete);
     let r = route!(r, GET "/api/v1/hostnames/{name}/cas" => hostnames::list_cas);
+    let r = route!(r, GET "/api/v1/hostnames/{name}/edge" => hostnames::get_edge);
+    let r = route!(r, PUT "/api/v1/hostnames/{name}/edge" => hostnames::put_edge);
     let r = route!(r, PUT "/api/v1/hostnames/{name}/cas/{ca_id}" => hostnames::associate);
     let r = route!(r, DELETE "/api/v1/hostnames/{name}/cas/{ca_id}" => hostnames::dissociate);
     let r = route!(r, GET "/api/v1/managed-ca" => managed_ca::get);

@@ -19,6 +19,7 @@ use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::PrivateKeyDer;
 
 use crate::config::{BlockResponse, Mode, OriginProtocol, OriginTimeouts};
+use crate::edge::config::EdgeConfig;
 use crate::identity::IdentityHeaders;
 use crate::origin::{http_client, https_client, OriginClient, Target};
 use crate::site::Site;
@@ -63,6 +64,9 @@ pub struct SiteSource<'a> {
     /// Renamed identity headers and mapped certificate fields (see
     /// [`IdentityHeaders::from_settings`]).
     pub identity: IdentityHeaders,
+    /// Tokens, rules and rate limits (see
+    /// [`from_json`](crate::edge::config::from_json)); secrets inline only.
+    pub edge: EdgeConfig,
 }
 
 /// Builds [`Site`]s from [`SiteSource`]s, sharing clients and trust stores.
@@ -221,6 +225,23 @@ impl SiteBuilder {
             upgrade: client,
             protocol: OriginProtocol::Http1,
         };
+        // Stored policies have their secrets inline: no file is read.
+        let no_files = |p: &std::path::Path| -> std::io::Result<Vec<u8>> {
+            Err(std::io::Error::other(format!(
+                "{} is not read for a stored policy",
+                p.display()
+            )))
+        };
+        let mut problems = Vec::new();
+        let edge = crate::edge::EdgePolicy::build(
+            &format!("hostname {name:?}"),
+            &src.edge,
+            &no_files,
+            &mut problems,
+        );
+        if !problems.is_empty() {
+            return Err(problems.join("; "));
+        }
         let tls = tls::server_config(self.provider.clone(), certified, src.mode)
             .map_err(|e| at(format!("TLS configuration: {e}")))?;
         Ok(Arc::new(Site {
@@ -240,7 +261,7 @@ impl SiteBuilder {
             identity: src.identity.clone(),
             idle_timeout: self.idle_timeout,
             authority: own,
-            edge: None,
+            edge,
         }))
     }
 }
@@ -289,6 +310,7 @@ mod tests {
             block: BlockResponse::default(),
             cas: vec![&m.ca],
             identity: IdentityHeaders::default(),
+            edge: EdgeConfig::default(),
         }
     }
 

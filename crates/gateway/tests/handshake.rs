@@ -288,6 +288,7 @@ async fn live_change_keeps_open_connections_and_applies_to_new_ones() {
         block: BlockResponse::default(),
         cas: vec![&ca],
         identity: Default::default(),
+        edge: Default::default(),
     };
     let mut b = SiteBuilder::new(OriginTimeouts::default());
     let site = b.build(&src(Mode::Report)).expect("site");

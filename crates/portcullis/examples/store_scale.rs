@@ -76,6 +76,7 @@ fn build(b: &mut SiteBuilder, data: &SnapshotData) -> Vec<Arc<Site>> {
                 block: BlockResponse::default(),
                 cas: h.trust.iter().filter_map(|t| cas.get(t.as_str())).collect(),
                 identity: Default::default(),
+                edge: Default::default(),
             };
             b.build(&src).ok()
         })

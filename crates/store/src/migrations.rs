@@ -6,10 +6,11 @@ use crate::error::{Result, StoreError};
 use crate::sql::{Dialect, Tx, Value};
 
 /// (version, description, statements).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial schema",
-    r#"
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial schema",
+        r#"
 CREATE TABLE accounts (
     id {ID},
     name TEXT NOT NULL UNIQUE,
@@ -132,7 +133,13 @@ CREATE TABLE config_changes (
 );
 CREATE INDEX config_changes_version ON config_changes(version);
 "#,
-)];
+    ),
+    (
+        2,
+        "hostname edge policy (tokens, rules, rate limits) as one JSON document",
+        "ALTER TABLE hostnames ADD COLUMN edge TEXT NOT NULL DEFAULT '{}'",
+    ),
+];
 
 /// Newest schema version this binary knows.
 pub(crate) fn latest() -> i64 {

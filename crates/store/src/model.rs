@@ -339,6 +339,10 @@ pub struct Hostname {
     pub block: BlockSettings,
     /// Header settings.
     pub headers: HeaderSettings,
+    /// Edge policy (tokens, rules, rate limits) as one JSON document; never
+    /// serialized here (it holds token secrets): see the `/edge` route.
+    #[serde(skip)]
+    pub edge: serde_json::Value,
     /// Associated CAs (sorted).
     pub ca_ids: Vec<CaId>,
     /// Also trust the account's managed CA.
@@ -397,6 +401,8 @@ pub struct HostnameUpdate {
     pub block: Option<BlockSettings>,
     /// New header settings.
     pub headers: Option<HeaderSettings>,
+    /// New edge policy (replaces the document; the caller validates it).
+    pub edge: Option<serde_json::Value>,
     /// New CA association (replaces the set).
     pub ca_ids: Option<Vec<CaId>>,
     /// Trust the managed CA.
@@ -666,6 +672,8 @@ pub struct ServedHostname {
     pub block: BlockSettings,
     /// Header settings.
     pub headers: HeaderSettings,
+    /// Edge policy document (`{}`: none).
+    pub edge: serde_json::Value,
     /// Trusted CAs: keys of [`SnapshotData::cas`] (uploaded CAs as
     /// `ca:<id>`, the managed CA as `managed:<account>`), sorted.
     pub trust: Vec<String>,

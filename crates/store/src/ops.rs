@@ -682,7 +682,7 @@ pub(crate) async fn delete_ca(
 // ---------------------------------------------------------------- hostnames
 
 const HOST_COLS: &str = "id, account_id, name, cert_pem, origin, mode, block, headers, \
-                         trust_managed_ca, origin_pull_id, created_at, updated_at";
+                         trust_managed_ca, origin_pull_id, created_at, updated_at, edge";
 
 fn host_row(mut r: Row, ca_ids: Vec<CaId>) -> Result<Hostname> {
     let mode = r.text(5)?;
@@ -696,6 +696,7 @@ fn host_row(mut r: Row, ca_ids: Vec<CaId>) -> Result<Hostname> {
             .ok_or_else(|| StoreError::Internal(format!("stored mode {mode:?}")))?,
         block: from_json(&r.text(6)?)?,
         headers: from_json(&r.text(7)?)?,
+        edge: from_json(&r.text(12)?)?,
         trust_managed_ca: r.bool(8)?,
         origin_pull_id: r.opt_i64(9)?,
         ca_ids,
@@ -941,6 +942,10 @@ pub(crate) async fn update_hostname(
     if up.headers.is_some() {
         changed.push("headers");
     }
+    let edge = up.edge.clone().unwrap_or(cur.edge.clone());
+    if up.edge.is_some() {
+        changed.push("edge");
+    }
     let tm = up.trust_managed_ca.unwrap_or(cur.trust_managed_ca);
     if up.trust_managed_ca.is_some() {
         changed.push("trust_managed_ca");
@@ -951,7 +956,7 @@ pub(crate) async fn update_hostname(
     }
     tx.exec(
         "UPDATE hostnames SET origin = ?1, mode = ?2, block = ?3, headers = ?4, \
-         trust_managed_ca = ?5, origin_pull_id = ?6, updated_at = ?7 WHERE id = ?8",
+         trust_managed_ca = ?5, origin_pull_id = ?6, updated_at = ?7, edge = ?9 WHERE id = ?8",
         &[
             origin.into(),
             mode.as_str().into(),
@@ -961,6 +966,7 @@ pub(crate) async fn update_hostname(
             op.into(),
             Value::Int(now()),
             Value::Int(id),
+            json_text(&edge)?.into(),
         ],
     )
     .await?;
@@ -1574,7 +1580,7 @@ pub(crate) async fn list_audit(tx: &mut Tx<'_>, q: &AuditQuery) -> Result<Vec<Au
 // ---------------------------------------------------------------- snapshot
 
 const SERVED_COLS: &str = "h.id, h.name, h.account_id, h.cert_pem, h.key_sealed, h.origin, \
-     h.mode, h.block, h.headers, h.trust_managed_ca, h.origin_pull_id";
+     h.mode, h.block, h.headers, h.trust_managed_ca, h.origin_pull_id, h.edge";
 
 /// The gateway's view. `only`: just these hostnames (the ones that exist).
 pub(crate) async fn snapshot(
@@ -1655,6 +1661,7 @@ pub(crate) async fn snapshot(
             mode,
             block: from_json(&r.text(7)?)?,
             headers: from_json(&r.text(8)?)?,
+            edge: from_json(&r.text(11)?)?,
             trust,
             origin_pull: None,
         };

@@ -314,6 +314,7 @@ pub async fn update(
         mode: b.mode,
         block: b.block,
         headers: b.headers,
+        edge: None,
         ca_ids: b.ca_ids,
         trust_managed_ca: b.trust_managed_ca,
         origin_pull_id: b.origin_pull_id,
@@ -397,4 +398,87 @@ pub async fn dissociate(
         ..Default::default()
     };
     Ok(Json(apply(&st, &caller, &h, up).await?))
+}
+
+/// What `GET`/`PUT .../edge` show in place of a token secret.
+const ELIDED: &str = "[secret elided]";
+
+/// The stored edge document as the API shows it: the three lists always
+/// present, token secrets replaced by [`ELIDED`], a Redis URL with
+/// credentials elided.
+fn shown_edge(doc: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    for key in ["token", "rule", "rate_limit"] {
+        let mut list = doc.get(key).cloned().unwrap_or(Value::Array(Vec::new()));
+        for item in list.as_array_mut().into_iter().flatten() {
+            if let Some(Value::Array(s)) = item.get_mut("secrets") {
+                for v in s.iter_mut() {
+                    *v = Value::from(ELIDED);
+                }
+            }
+            if let Some(u) = item.get_mut("redis_url") {
+                if u.as_str().is_some_and(|s| s.contains('@')) {
+                    *u = Value::from(ELIDED);
+                }
+            }
+        }
+        out.insert(key.to_owned(), list);
+    }
+    Value::Object(out)
+}
+
+/// `GET /api/v1/hostnames/{name}/edge`: the hostname's tokens, rules and
+/// rate limits (secrets elided).
+pub async fn get_edge(
+    State(st): S,
+    caller: Caller,
+    P(name): P<String>,
+    Q(q): Q<AccountQ>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Scope::Read)?;
+    let h = find(&st, &caller, &name, q.account_id).await?;
+    Ok(Json(shown_edge(&h.edge)))
+}
+
+/// `PUT /api/v1/hostnames/{name}/edge`: replaces the whole edge policy.
+/// Checked by the gateway's own validation (rule expressions compiled);
+/// nothing is stored when anything is wrong (422 `invalid_edge_policy`
+/// listing every problem).
+pub async fn put_edge(
+    State(st): S,
+    caller: Caller,
+    P(name): P<String>,
+    Q(q): Q<AccountQ>,
+    StrictJson(doc): StrictJson<Value>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Scope::Write)?;
+    let h = find(&st, &caller, &name, q.account_id).await?;
+    let bad = |m: String| ApiError::invalid("invalid_edge_policy", m);
+    if !doc.is_object() {
+        return Err(bad("the edge policy is a JSON object".into()));
+    }
+    // A document read back from GET carries placeholders, not secrets.
+    let tokens = doc.get("token").and_then(Value::as_array);
+    for (i, t) in tokens.into_iter().flatten().enumerate() {
+        let secrets = t.get("secrets").and_then(Value::as_array);
+        if secrets
+            .into_iter()
+            .flatten()
+            .any(|s| s.as_str() == Some(ELIDED))
+        {
+            return Err(bad(format!(
+                "edge: token[{i}]: secrets must be the secrets themselves, not {ELIDED:?}"
+            )));
+        }
+    }
+    gateway::edge::config::from_json("edge", &h.name, &doc).map_err(|p| bad(p.join("; ")))?;
+    let up = store::HostnameUpdate {
+        edge: Some(doc),
+        ..Default::default()
+    };
+    let h = st
+        .store
+        .update_hostname(&caller.actor(), h.account_id, h.id, up)
+        .await?;
+    Ok(Json(shown_edge(&h.edge)))
 }

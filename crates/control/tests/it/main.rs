@@ -7,6 +7,7 @@ mod common;
 
 mod bad_input;
 mod crud;
+mod edge;
 mod isolation;
 mod managed;
 mod openapi;

@@ -569,6 +569,78 @@ pub(crate) fn validate(
     out
 }
 
+/// A whole edge policy as one document: the `[[hostname.token]]`,
+/// `[[hostname.rule]]` and `[[hostname.rate_limit]]` tables under the keys
+/// `token`, `rule` and `rate_limit` (the control-plane store keeps it as
+/// JSON).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEdge {
+    #[serde(default)]
+    token: Vec<RawToken>,
+    #[serde(default)]
+    rule: Vec<RawRule>,
+    #[serde(default)]
+    rate_limit: Vec<RawRateLimit>,
+}
+
+/// `msg` with every token secret and Redis URL of `doc` replaced (serde
+/// quotes the offending value in a type error).
+fn elide(doc: &serde_json::Value, mut msg: String) -> String {
+    let mut secret = Vec::new();
+    let lists = ["token", "rate_limit"].map(|k| doc.get(k).and_then(|v| v.as_array()));
+    for item in lists.into_iter().flatten().flatten() {
+        for key in ["secrets", "redis_url"] {
+            match item.get(key) {
+                Some(serde_json::Value::String(s)) => secret.push(s.clone()),
+                Some(serde_json::Value::Array(a)) => {
+                    secret.extend(a.iter().filter_map(|v| v.as_str().map(str::to_owned)))
+                }
+                _ => {}
+            }
+        }
+    }
+    for s in secret.iter().filter(|s| !s.is_empty()) {
+        msg = msg.replace(s.as_str(), "[secret elided]");
+    }
+    msg
+}
+
+/// Validates an edge policy kept as a JSON document (`{"token": [...],
+/// "rule": [...], "rate_limit": [...]}`, keys as in the TOML tables; `null`
+/// or `{}`: none) for hostname `name`. Every problem is listed, rule
+/// expressions with their line and column. `secret_files` are refused: a
+/// stored policy has its secrets inline.
+pub fn from_json(at: &str, name: &str, doc: &serde_json::Value) -> Result<EdgeConfig, Vec<String>> {
+    if doc.is_null() {
+        return Ok(EdgeConfig::default());
+    }
+    let raw: RawEdge =
+        RawEdge::deserialize(doc).map_err(|e| vec![elide(doc, format!("{at}: {e}"))])?;
+    let mut p = Vec::new();
+    for (i, t) in raw.token.iter().enumerate() {
+        if !t.secret_files.is_empty() {
+            p.push(format!(
+                "{at}: token[{i}]: secret_files are not available here; put the secrets in `secrets`"
+            ));
+        }
+    }
+    let cfg = validate(
+        at,
+        name,
+        &raw.token,
+        &raw.rule,
+        &raw.rate_limit,
+        Path::new("/"),
+        &mut p,
+    );
+    if p.is_empty() {
+        Ok(cfg)
+    } else {
+        Err(p)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::config::Config;
@@ -584,6 +656,41 @@ cert = "a.pem"
 key = "a-key.pem"
 origin = "http://127.0.0.1:9001"
 "#;
+
+    #[test]
+    fn json_documents_are_validated_like_the_toml_tables() {
+        use super::from_json;
+        let ok = serde_json::json!({
+            "rule": [{"name": "admin", "expression": "http.request.uri.path == \"/admin\"",
+                      "action": "block", "block_status": 403, "block_body": "no"}],
+            "token": [{"scheme": "cloudflare", "secrets": ["s"], "paths": ["/p/*"], "ttl": 60}],
+            "rate_limit": [{"name": "ip", "key": "ip", "period": 10, "limit": 5}],
+        });
+        let c = from_json("edge", "a.test", &ok).expect("valid");
+        assert_eq!(
+            (c.tokens.len(), c.rules.len(), c.rate_limits.len()),
+            (1, 1, 1)
+        );
+        assert!(from_json("edge", "a.test", &serde_json::Value::Null)
+            .expect("null")
+            .is_empty());
+        let bad = serde_json::json!({
+            "rule": [{"name": "x", "expression": "http.request.uri.path ==", "action": "block"}],
+            "token": [{"scheme": "cloudflare", "secret_files": ["k"]}],
+        });
+        let p = from_json("edge", "a.test", &bad).expect_err("invalid");
+        assert!(p.iter().any(|m| m.contains("line 1")), "{p:?}");
+        assert!(p.iter().any(|m| m.contains("secret_files")), "{p:?}");
+        let p = from_json("edge", "a.test", &serde_json::json!({"rules": []})).expect_err("key");
+        assert!(p[0].contains("unknown field"), "{p:?}");
+        // A secret of the wrong type is not quoted back.
+        let doc = serde_json::json!({"token": [{"scheme": "nginx", "secrets": "hunter2-x"}]});
+        let p = from_json("edge", "a.test", &doc).expect_err("type");
+        assert!(
+            !p.join(" ").contains("hunter2-x") && p[0].contains("invalid type"),
+            "{p:?}"
+        );
+    }
 
     #[test]
     fn full_edge_config_parses() {

@@ -219,6 +219,12 @@ fn build_one(
             &h.headers.map,
         )
         .map_err(|p| p.join("; "))?,
+        edge: gateway::edge::config::from_json(
+            &format!("hostname {:?}: edge", h.name),
+            &h.name,
+            &h.edge,
+        )
+        .map_err(|p| p.join("; "))?,
     };
     b.build(&src)
 }
@@ -426,9 +432,16 @@ pub struct EventSink {
 }
 
 impl EventSink {
-    /// Queues the event of one access record (report/enforce only).
+    /// Queues the event of one access record: every request of a
+    /// report/enforce hostname, and on any hostname the requests an edge
+    /// policy refused (token, rule, rate limit) or a rule logged.
     pub fn record(&self, r: &gateway::proxy::AccessRecord<'_>) {
-        if r.mode == "off" {
+        let logged = r.action == Some("log") || !r.rules_logged.is_empty();
+        let edge_block = matches!(
+            r.outcome,
+            "token" | "rule" | "rate-limited" | "rate-limit-unavailable"
+        );
+        if r.mode == "off" && !logged && !edge_block {
             return;
         }
         let at = std::time::SystemTime::now()
@@ -442,7 +455,9 @@ impl EventSink {
             ski: r.ski.map(str::to_owned),
             fingerprint: r.fingerprint.map(str::to_owned),
             client_ip: Some(r.peer.ip().to_string()),
-            action: if r.outcome == "origin" {
+            action: if r.outcome == "origin" && logged {
+                "log".to_owned()
+            } else if r.outcome == "origin" {
                 "forwarded".to_owned()
             } else {
                 r.outcome.to_owned()
@@ -517,6 +532,9 @@ struct HostRow {
     mode: MtlsMode,
     block: BlockSettings,
     headers: HeaderSettings,
+    /// Edge policy (token secrets inline; the file is 0600).
+    #[serde(default)]
+    edge: serde_json::Value,
     trust: Vec<String>,
     pull: Option<(String, String)>,
 }
@@ -565,6 +583,7 @@ impl LocalCopy {
                 mode: h.mode,
                 block: h.block.clone(),
                 headers: h.headers.clone(),
+                edge: h.edge.clone(),
                 trust: h.trust.clone(),
                 pull: h
                     .origin_pull
@@ -642,6 +661,7 @@ impl LocalCopy {
                 mode: h.mode,
                 block: h.block,
                 headers: h.headers,
+                edge: h.edge,
                 trust: h.trust,
                 origin_pull: match (h.pull, pull_key) {
                     (Some((cert_pem, origin_ca_pem)), Some(k)) => Some(ServedOriginPull {

@@ -962,3 +962,218 @@ fn control_end_to_end_through_the_gateway() {
     // B's hostname is untouched by all of A's changes.
     check("enforce", Some("mallory"), 200, "valid");
 }
+
+/// curl to `https://report.acme.test:PORT{path}` (no client certificate);
+/// returns (status, body).
+fn edge_curl(env: &Env, path: &str) -> (u16, String) {
+    let out = Command::new("curl")
+        .current_dir(env.path())
+        .args(["-sS", "--max-time", "20", "--cacert", "ca.pem", "--resolve"])
+        .arg(format!("report.acme.test:{}:127.0.0.1", env.port))
+        .args(["-o", "-", "-w", "\n%{http_code}"])
+        .arg(format!("https://report.acme.test:{}{path}", env.port))
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+/// Issue 6 through the management API: an edge policy PUT on a store
+/// hostname (mode `off`) reaches the gateway within seconds — a rule
+/// blocks `/admin` with its configured answer, a `log` rule lets the
+/// request through and is an event with action `log`, a token check
+/// refuses a request without a token; a bad expression is a 422 naming
+/// the line and column and the served policy stays; secrets are never
+/// shown; another account cannot read or change the policy.
+#[test]
+fn edge_policy_through_the_api_reaches_the_gateway() {
+    let admin = free_port();
+    // The file config serves only off.acme.test: report.acme.test comes
+    // from the store.
+    let mut env = Env::start_with(|_, port, origin| {
+        format!(
+            "[server]\nhttps = \"127.0.0.1:{port}\"\nadmin = \"127.0.0.1:{admin}\"\ndata_dir = \"data\"\n\n[[hostname]]\nname = \"off.acme.test\"\ncert = \"server.pem\"\nkey = \"server-key.pem\"\norigin = \"http://127.0.0.1:{origin}\"\n"
+        )
+    });
+    wait_admin(admin, &mut env);
+    let root = printed_token(&env.log()).expect("operator token");
+    let dir = env.path().to_path_buf();
+    let mut tenants = Vec::new();
+    for name in ["acme", "globex"] {
+        let id = want(
+            api(
+                admin,
+                "POST",
+                "/api/v1/accounts",
+                Some(&root),
+                Some(&json!({"name": name})),
+            ),
+            201,
+            None,
+        )["id"]
+            .as_i64()
+            .expect("id");
+        let t = want(
+            api(
+                admin,
+                "POST",
+                &format!("/api/v1/accounts/{id}/tokens"),
+                Some(&root),
+                Some(&json!({"name": "ci", "scopes": ["read", "write"]})),
+            ),
+            201,
+            None,
+        );
+        tenants.push(t["token"].as_str().expect("token").to_owned());
+    }
+    let (a, b) = (tenants[0].clone(), tenants[1].clone());
+    want(
+        api(
+            admin,
+            "POST",
+            "/api/v1/hostnames",
+            Some(&a),
+            Some(&json!({"name": "report.acme.test", "mode": "off",
+                "origin": format!("http://127.0.0.1:{}", env.origin.port),
+                "certificate": read(&dir.join("server.pem")),
+                "private_key": read(&dir.join("server-key.pem"))})),
+        ),
+        201,
+        None,
+    );
+    let edge = "/api/v1/hostnames/report.acme.test/edge";
+    let empty = want(api(admin, "GET", edge, Some(&a), None), 200, None);
+    assert_eq!(empty, json!({"token": [], "rule": [], "rate_limit": []}));
+    eventually("hostname served", || edge_curl(&env, "/admin").0 == 200);
+
+    let policy = json!({
+        "rule": [
+            {"name": "no-admin", "expression": "http.request.uri.path.startsWith(\"/admin\")",
+             "action": "block", "block_status": 451, "block_content_type": "text/plain",
+             "block_body": "admin is closed"},
+            {"name": "watch", "expression": "http.request.uri.path == \"/logged\"",
+             "action": "log"},
+        ],
+        "token": [{"scheme": "cloudflare", "paths": ["/tok/*"], "secrets": ["s3cr3t-edge"],
+                   "ttl": 60}],
+    });
+    let shown = want(api(admin, "PUT", edge, Some(&a), Some(&policy)), 200, None);
+    assert!(!shown.to_string().contains("s3cr3t-edge"), "{shown}");
+    assert_eq!(shown["token"][0]["secrets"], json!(["[secret elided]"]));
+    assert_eq!(shown["rule"], policy["rule"]);
+    let took = eventually("rule applied", || edge_curl(&env, "/admin/x").0 == 451);
+    eprintln!("edge policy applied after {took:?}");
+    assert_eq!(
+        edge_curl(&env, "/admin"),
+        (451, "admin is closed".to_owned())
+    );
+    let (code, body) = edge_curl(&env, "/other");
+    assert_eq!(code, 200, "{body}");
+    let before = env.origin.count();
+    let (code, body) = edge_curl(&env, "/logged");
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        env.origin.count() > before,
+        "the logged request reached no origin"
+    );
+    let (code, body) = edge_curl(&env, "/tok/file");
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("invalid token"), "{body}");
+
+    // Events (mode off): the log hit, the rule block and the token refusal.
+    eventually("edge events", || {
+        let v = want(
+            api(
+                admin,
+                "GET",
+                "/api/v1/events?hostname=report.acme.test",
+                Some(&a),
+                None,
+            ),
+            200,
+            None,
+        );
+        let items = v["items"].as_array().cloned().unwrap_or_default();
+        let has = |action: &str| items.iter().any(|e| e["action"] == action);
+        has("log") && has("rule") && has("token")
+    });
+    let v = want(
+        api(
+            admin,
+            "GET",
+            "/api/v1/events?hostname=report.acme.test",
+            Some(&b),
+            None,
+        ),
+        200,
+        None,
+    );
+    assert_eq!(v["items"], json!([]), "B sees A's events: {v}");
+
+    // A bad expression: 422 with the position; nothing changes.
+    let bad = json!({"rule": [{"name": "broken", "expression": "http.request.uri.path ==",
+                                "action": "block"}]});
+    let e = want(
+        api(admin, "PUT", edge, Some(&a), Some(&bad)),
+        422,
+        Some("invalid_edge_policy"),
+    );
+    let msg = e["error"]["message"].as_str().expect("message");
+    assert!(msg.contains("line 1, column"), "{msg}");
+    want(
+        api(admin, "PUT", edge, Some(&a), Some(&json!({"rules": []}))),
+        422,
+        Some("invalid_edge_policy"),
+    );
+    // A document read back (secrets elided) is not taken as secrets.
+    want(
+        api(admin, "PUT", edge, Some(&a), Some(&shown)),
+        422,
+        Some("invalid_edge_policy"),
+    );
+    let still = want(api(admin, "GET", edge, Some(&a), None), 200, None);
+    assert_eq!(still, shown);
+    assert_eq!(edge_curl(&env, "/admin").0, 451);
+
+    // Another account: 404 for reading and changing.
+    want(
+        api(admin, "GET", edge, Some(&b), None),
+        404,
+        Some("not_found"),
+    );
+    want(
+        api(admin, "PUT", edge, Some(&b), Some(&json!({}))),
+        404,
+        Some("not_found"),
+    );
+    assert_eq!(edge_curl(&env, "/admin").0, 451);
+
+    // Emptied: everything passes again.
+    want(
+        api(admin, "PUT", edge, Some(&a), Some(&json!({}))),
+        200,
+        None,
+    );
+    eventually("policy removed", || edge_curl(&env, "/admin").0 == 200);
+
+    // Audited: the two accepted changes, none of the refused ones, no secret.
+    let log = want(
+        api(admin, "GET", "/api/v1/audit?limit=1000", Some(&root), None),
+        200,
+        None,
+    );
+    assert!(!log.to_string().contains("s3cr3t-edge"), "{log}");
+    let edge_changes = log["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|e| {
+            e["action"] == "hostname.update"
+                && e["detail"]["changed"]
+                    .as_array()
+                    .is_some_and(|c| c.contains(&json!("edge")))
+        })
+        .count();
+    assert_eq!(edge_changes, 2, "{log}");
+}
