@@ -30,6 +30,7 @@ mod headers;
 mod input;
 mod pki_targets;
 pub mod seeds;
+mod tokens_rules;
 
 pub use gateway_config::{config_error_templates, render_config, ConfigCase};
 pub use input::Input;
@@ -51,6 +52,8 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("xfcc", headers::xfcc),
     ("ca_api", ca_api::ca_api),
     ("gateway_config", gateway_config::gateway_config),
+    ("tokens", tokens_rules::tokens),
+    ("rules", tokens_rules::rules),
 ];
 
 /// How many certificates the `ca_api` target's CA has issued so far in

@@ -302,6 +302,52 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             v.push((0u8..=255).collect());
             v
         }
+        "tokens" => {
+            let mut v: Vec<Vec<u8>> = [
+                "/images/cat.jpg?verify=1484063787-XsZ5NmtNBxOd4f4fBOtqVmpWRnDRNkHKVZieqDPKu3U%3D",
+                "1700000003-jyIqK4eTfM7QzAbKCZWvrPgWUcnwNH_2NTzSNKi-COM",
+                "$secure_link_expires$uri$remote_addr $secret",
+                "st=1700000000~exp=1700000100~acl=/*~hmac=00ff",
+                "ip=::1~exp=1~id=a~data=b~hmac=zz",
+            ]
+            .iter()
+            .map(|t| {
+                // Mode 0 (raw), the time, then `a` as a counted string.
+                let mut s = vec![0u8, 7, 1, u8::try_from(t.len()).unwrap_or(255)];
+                s.extend_from_slice(t.as_bytes());
+                s.extend_from_slice(t.as_bytes());
+                s
+            })
+            .collect();
+            // Round trips: every scheme, a few times and byte changes.
+            for scheme in 0u8..4 {
+                for k in 0u8..4 {
+                    let mut s = vec![1, scheme, k, 0x12, 0x34, k, 3 * k, 0, b'0' + k];
+                    s.extend_from_slice(&[1, 13, 5, 9, 1, 1, 1, 8]);
+                    s.extend_from_slice(b"/some/path?q=1 \xc3\xa9~x");
+                    v.push(s);
+                }
+            }
+            v
+        }
+        "rules" => [
+            "\x00true",
+            "\x00cf.verified && !cf.revoked",
+            "\x00http.request.method == \"GET\" && http.request.uri.path.startsWith(\"/admin\")",
+            "\x00\"a.test\" in cf.sans_dns || ip.src == \"127.0.0.1\"",
+            "\x00http.request.headers[\"x-a\"] == \"1\"",
+            "\x00http.request.timestamp.sec > 0 && size(http.request.full_uri) < 100",
+            "\x00cf.subject_dn.matches(\"^CN=.*\")",
+            "\x00(1 + ",
+            "\x00true &&\n  nope(",
+            "\x00[1, 2, 3].exists(x, x > 2)",
+            "\x00{\"a\": 1}.a == 1",
+            "\x00'\\u0000' == \"\\x00\"",
+            "\x01\x08true && falseip.src == \"::1\"",
+            "\x02\x00\x04truehttp.host != \"\"",
+        ]
+        .map(b)
+        .to_vec(),
         _ => Vec::new(),
     }
 }

@@ -94,6 +94,16 @@ pub trait Store: Send + Sync + 'static {
     // ---- accounts
     /// Creates an account.
     async fn create_account(&self, actor: &Actor, new: NewAccount) -> Result<Account>;
+    /// Creates an account and its managed CA in one transaction: a crash
+    /// leaves both or neither (never an account without its CA, whose
+    /// name a retry could then not take).
+    async fn create_account_with_managed_ca(
+        &self,
+        actor: &Actor,
+        new: NewAccount,
+        cert_pem: String,
+        key: Secret,
+    ) -> Result<(Account, ManagedCa)>;
     /// One account.
     async fn get_account(&self, id: AccountId) -> Result<Account>;
     /// Accounts by id.
@@ -435,6 +445,21 @@ impl Store for SqlStore {
     async fn create_account(&self, actor: &Actor, new: NewAccount) -> Result<Account> {
         let actor = actor.clone();
         run!(self, true, |tx| ops::create_account(tx, &actor, &new).await)
+    }
+    async fn create_account_with_managed_ca(
+        &self,
+        actor: &Actor,
+        new: NewAccount,
+        cert_pem: String,
+        key: Secret,
+    ) -> Result<(Account, ManagedCa)> {
+        let actor = actor.clone();
+        let s = self.sealer.clone();
+        run!(self, true, |tx| {
+            let account = ops::create_account(tx, &actor, &new).await?;
+            let m = ops::put_managed_ca(tx, &actor, account.id, &cert_pem, &key, &s).await?;
+            Ok((account, m))
+        })
     }
     async fn get_account(&self, id: AccountId) -> Result<Account> {
         run!(self, false, |tx| ops::get_account(tx, id).await)

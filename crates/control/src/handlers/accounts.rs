@@ -63,29 +63,20 @@ pub async fn create(
     check_limit(b.ca_limit)?;
     let ca = managed::new_ca(&b.name, now())?;
     let actor = caller.actor();
-    let account = st
+    let key = store::Secret::from(ca.key_pem.as_str());
+    // One transaction: a crash never leaves an account without its CA.
+    let (account, m) = st
         .store
-        .create_account(
+        .create_account_with_managed_ca(
             &actor,
             store::NewAccount {
                 name: b.name,
                 ca_limit: b.ca_limit,
             },
+            ca.cert_pem.clone(),
+            key,
         )
         .await?;
-    let key = store::Secret::from(ca.key_pem.as_str());
-    let m = match st
-        .store
-        .put_managed_ca(&actor, account.id, ca.cert_pem.clone(), key)
-        .await
-    {
-        Ok(m) => m,
-        Err(e) => {
-            // An account without its CA is not one we hand out.
-            let _ = st.store.delete_account(&actor, account.id).await;
-            return Err(e.into());
-        }
-    };
     let mut out = object(&account)?;
     out.insert("managed_ca_certificate".into(), Value::from(m.cert_pem));
     Ok((StatusCode::CREATED, Json(Value::Object(out))))

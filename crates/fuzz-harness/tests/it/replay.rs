@@ -136,6 +136,8 @@ replay_tests!(
     xfcc,
     ca_api,
     gateway_config,
+    tokens,
+    rules,
 );
 
 #[test]

@@ -8,6 +8,7 @@ mod ca_crash;
 mod ca_interop;
 mod common;
 mod control;
+mod control_crash;
 mod custody;
 mod dashboard;
 mod egress;

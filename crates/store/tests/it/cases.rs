@@ -1048,3 +1048,38 @@ pub async fn bulk_import_is_one_version_and_all_or_nothing(db: &Db) {
         Err(StoreError::Invalid(_))
     ));
 }
+
+/// Found by the control-plane crash test (`control_crash`, kill -9 between
+/// the two writes): an account and its managed CA were two transactions,
+/// so a crash could leave an account without its CA whose name a retry
+/// could not take. Now one transaction: a failing CA write leaves no
+/// account behind.
+pub async fn crash_regression_account_and_managed_ca_are_one_write(db: &Db) {
+    let s = db.store.as_ref();
+    let new = || NewAccount {
+        name: "atomic".into(),
+        ca_limit: None,
+    };
+    // An empty certificate is refused by the CA write, after the account
+    // row was inserted in the same transaction.
+    let r = s
+        .create_account_with_managed_ca(&sys(), new(), String::new(), Secret::from("k"))
+        .await;
+    assert!(r.is_err(), "an empty CA certificate was accepted");
+    let accounts = s.list_accounts(Page::default()).await.expect("list");
+    assert!(
+        accounts.iter().all(|a| a.name != "atomic"),
+        "the account survived its failed CA write: {accounts:?}"
+    );
+    let (a, m) = s
+        .create_account_with_managed_ca(
+            &sys(),
+            new(),
+            "-----BEGIN CERTIFICATE-----\nm\n".into(),
+            Secret::from("k"),
+        )
+        .await
+        .expect("account and CA");
+    assert_eq!(m.account_id, a.id);
+    assert_eq!(s.get_managed_ca(a.id).await.expect("ca").account_id, a.id);
+}

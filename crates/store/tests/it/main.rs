@@ -46,4 +46,5 @@ both!(
     reopen_keeps_data_and_migrations_are_idempotent,
     keys_are_sealed_at_rest,
     bulk_import_is_one_version_and_all_or_nothing,
+    crash_regression_account_and_managed_ca_are_one_write,
 );
