@@ -942,24 +942,10 @@ fn agent_gives_the_gateway_its_origin_pull_identity() {
     ));
     let nginx_port = free_port();
     let d = dir.display();
-    std::fs::create_dir_all(dir.join("nginx/logs")).expect("mkdir");
-    write(
+    let _nginx = spawn_nginx(
         dir,
-        "nginx/nginx.conf",
         &format!(
-            r#"daemon off;
-master_process off;
-pid {d}/nginx/nginx.pid;
-error_log stderr info;
-events {{ worker_connections 64; }}
-http {{
-  access_log off;
-  client_body_temp_path {d}/nginx/body;
-  proxy_temp_path {d}/nginx/proxy;
-  fastcgi_temp_path {d}/nginx/fastcgi;
-  uwsgi_temp_path {d}/nginx/uwsgi;
-  scgi_temp_path {d}/nginx/scgi;
-  server {{
+            r#"  server {{
     listen 127.0.0.1:{nginx_port} ssl;
     ssl_certificate {d}/nginx.pem;
     ssl_certificate_key {d}/nginx-key.pem;
@@ -970,21 +956,10 @@ http {{
       return 200 "verify=$ssl_client_verify dn=$ssl_client_s_dn\n";
     }}
   }}
-}}
 "#
         ),
+        nginx_port,
     );
-    let child = Command::new("nginx")
-        .arg("-p")
-        .arg(dir.join("nginx"))
-        .arg("-c")
-        .arg(dir.join("nginx/nginx.conf"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn nginx");
-    let mut nginx = ChildGuard(Some(child));
-    wait_port(nginx_port, &mut nginx);
     let https = free_port();
     write(
         dir,

@@ -328,3 +328,44 @@ pub fn openssl_csr(dir: &Path, name: &str, newkey: &[&str], subj: &str, extra: &
     ok(run_in(dir, Command::new("openssl").args(&args)));
     dir.join(csr)
 }
+
+/// Starts nginx in the foreground (one process, its temporary files under
+/// `dir/nginx`, its error log in `dir/nginx.log`) with `servers` (the
+/// `server { … }` blocks) inside its `http` block, and waits until it
+/// listens on `port`.
+pub fn spawn_nginx(dir: &Path, servers: &str, port: u16) -> ChildGuard {
+    let d = dir.display();
+    std::fs::create_dir_all(dir.join("nginx/logs")).expect("mkdir");
+    write(
+        dir,
+        "nginx/nginx.conf",
+        &format!(
+            r#"daemon off;
+master_process off;
+pid {d}/nginx/nginx.pid;
+error_log stderr info;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/nginx/body;
+  proxy_temp_path {d}/nginx/proxy;
+  fastcgi_temp_path {d}/nginx/fastcgi;
+  uwsgi_temp_path {d}/nginx/uwsgi;
+  scgi_temp_path {d}/nginx/scgi;
+{servers}}}
+"#
+        ),
+    );
+    let child = Command::new("nginx")
+        .arg("-p")
+        .arg(dir.join("nginx"))
+        .arg("-c")
+        .arg(dir.join("nginx/nginx.conf"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("nginx.log")).expect("log"))
+        .spawn()
+        .expect("spawn nginx");
+    let mut g = ChildGuard(Some(child));
+    wait_port(port, &mut g);
+    g
+}

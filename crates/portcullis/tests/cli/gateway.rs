@@ -892,24 +892,10 @@ fn gateway_authenticated_origin_pull_to_nginx() {
         gencert(dir, "nginx", "ca", "server", r#""127.0.0.1""#, false);
         gencert(dir, "gateway-pull", "ca", "client", "", false);
         let d = dir.display();
-        std::fs::create_dir_all(dir.join("nginx/logs")).expect("mkdir");
-        write(
+        let g = spawn_nginx(
             dir,
-            "nginx/nginx.conf",
             &format!(
-                r#"daemon off;
-master_process off;
-pid {d}/nginx/nginx.pid;
-error_log stderr info;
-events {{ worker_connections 64; }}
-http {{
-  access_log off;
-  client_body_temp_path {d}/nginx/body;
-  proxy_temp_path {d}/nginx/proxy;
-  fastcgi_temp_path {d}/nginx/fastcgi;
-  uwsgi_temp_path {d}/nginx/uwsgi;
-  scgi_temp_path {d}/nginx/scgi;
-  server {{
+                r#"  server {{
     listen 127.0.0.1:{nginx_port} ssl;
     ssl_certificate {d}/nginx.pem;
     ssl_certificate_key {d}/nginx-key.pem;
@@ -920,21 +906,10 @@ http {{
       return 200 "verify=$ssl_client_verify dn=$ssl_client_s_dn status=$http_client_cert_status host=$host\n";
     }}
   }}
-}}
 "#
             ),
+            nginx_port,
         );
-        let child = Command::new("nginx")
-            .args(["-p"])
-            .arg(dir.join("nginx"))
-            .args(["-c"])
-            .arg(dir.join("nginx/nginx.conf"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("nginx.log")).expect("log"))
-            .spawn()
-            .expect("spawn nginx");
-        let mut g = ChildGuard(Some(child));
-        wait_port(nginx_port, &mut g);
         nginx = Some(g);
         let mut t = format!(
             "[server]\nhttps = \"127.0.0.1:{port}\"\n[[ca]]\nname = \"acme\"\npem = \"ca.pem\"\n"

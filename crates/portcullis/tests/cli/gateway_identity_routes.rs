@@ -5,7 +5,7 @@
 //! `ssl_verify_client on`.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::common::*;
 use crate::gateway::{gateway_toml, gencert, headers, one, Env};
@@ -102,24 +102,10 @@ fn gateway_maps_certificate_fields_and_renames_headers() {
 /// `h2c_port`.
 fn start_nginx(dir: &Path, port: u16, h2c_port: u16) -> ChildGuard {
     let d = dir.display();
-    std::fs::create_dir_all(dir.join("nginx/logs")).expect("mkdir");
-    write(
+    let g = spawn_nginx(
         dir,
-        "nginx/nginx.conf",
         &format!(
-            r#"daemon off;
-master_process off;
-pid {d}/nginx/nginx.pid;
-error_log stderr info;
-events {{ worker_connections 64; }}
-http {{
-  access_log off;
-  client_body_temp_path {d}/nginx/body;
-  proxy_temp_path {d}/nginx/proxy;
-  fastcgi_temp_path {d}/nginx/fastcgi;
-  uwsgi_temp_path {d}/nginx/uwsgi;
-  scgi_temp_path {d}/nginx/scgi;
-  server {{
+            r#"  server {{
     listen 127.0.0.1:{port} ssl http2;
     ssl_certificate {d}/nginx.pem;
     ssl_certificate_key {d}/nginx-key.pem;
@@ -138,21 +124,10 @@ http {{
       return 200 "h2c proto=$server_protocol uri=$uri host=$host status=$http_client_cert_status\n";
     }}
   }}
-}}
 "#
         ),
+        port,
     );
-    let child = Command::new("nginx")
-        .arg("-p")
-        .arg(dir.join("nginx"))
-        .arg("-c")
-        .arg(dir.join("nginx/nginx.conf"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("nginx.log")).expect("log"))
-        .spawn()
-        .expect("spawn nginx");
-    let mut g = ChildGuard(Some(child));
-    wait_port(port, &mut g);
     g
 }
 
