@@ -31,6 +31,28 @@ fn limit(l: Option<u32>) -> i64 {
     i64::from(l.unwrap_or(MAX_LIMIT).clamp(1, MAX_LIMIT))
 }
 
+/// One page of an account's rows of `table`, in id order: the paging rule
+/// of every per-account listing.
+async fn account_page(
+    tx: &mut Tx<'_>,
+    cols: &str,
+    table: &str,
+    account: AccountId,
+    page: Page,
+) -> Result<Vec<Row>> {
+    tx.query(
+        &format!(
+            "SELECT {cols} FROM {table} WHERE account_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
+        ),
+        &[
+            Value::Int(account),
+            Value::Int(page.after_id.unwrap_or(0)),
+            Value::Int(limit(page.limit)),
+        ],
+    )
+    .await
+}
+
 fn json_text<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Internal(e.to_string()))
 }
@@ -750,19 +772,7 @@ pub(crate) async fn list_hostnames(
     account: AccountId,
     page: Page,
 ) -> Result<Vec<Hostname>> {
-    let rows = tx
-        .query(
-            &format!(
-                "SELECT {HOST_COLS} FROM hostnames WHERE account_id = ?1 AND id > ?2 \
-                 ORDER BY id LIMIT ?3"
-            ),
-            &[
-                Value::Int(account),
-                Value::Int(page.after_id.unwrap_or(0)),
-                Value::Int(limit(page.limit)),
-            ],
-        )
-        .await?;
+    let rows = account_page(tx, HOST_COLS, "hostnames", account, page).await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let cas = ca_ids_of(tx, r.i64(0)?).await?;
@@ -1207,19 +1217,7 @@ pub(crate) async fn list_issued(
     account: AccountId,
     page: Page,
 ) -> Result<Vec<IssuedCert>> {
-    let rows = tx
-        .query(
-            &format!(
-                "SELECT {ISSUED_COLS} FROM issued_certs WHERE account_id = ?1 AND id > ?2 \
-                 ORDER BY id LIMIT ?3"
-            ),
-            &[
-                Value::Int(account),
-                Value::Int(page.after_id.unwrap_or(0)),
-                Value::Int(limit(page.limit)),
-            ],
-        )
-        .await?;
+    let rows = account_page(tx, ISSUED_COLS, "issued_certs", account, page).await?;
     rows.into_iter().map(issued_row).collect()
 }
 
